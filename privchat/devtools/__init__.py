@@ -1,0 +1,1 @@
+"""Development and test tools for privchat (fake upstream, helpers). Not used in production paths."""
