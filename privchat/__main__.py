@@ -1,0 +1,117 @@
+"""The `privchat` command: serve, migrate, dev, fake-cloud, verify-attestation."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+import trio
+import trio_asyncio
+
+from .config import Config, ConfigError, load_config
+from .observability import setup_logging
+
+log = logging.getLogger("privchat")
+
+
+def _load(**overrides: object) -> Config:
+    from dotenv import load_dotenv
+
+    load_dotenv(".env", override=False)
+    return load_config(**overrides)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .runtime import serve
+
+    config = _load()
+    setup_logging(config)
+    log.info(
+        "starting privchat",
+        extra={
+            "database": config.database_target(),
+            "bind": f"{config.server_host}:{config.server_port}",
+        },
+    )
+    trio.run(serve, config)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from .store import Database
+    from .store.migrate import migrate
+
+    config = _load()
+    setup_logging(config)
+
+    async def run() -> list[int]:
+        async with trio_asyncio.open_loop():
+            db = await Database.connect(
+                config.database_dsn(), max_size=2, tls=config.database_tls_enabled
+            )
+            try:
+                return await migrate(db, config.database_migrations_path)
+            finally:
+                await db.close()
+
+    applied = trio.run(run)
+    print(f"migrations applied: {applied or 'none pending'}")
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from .dev import run_dev
+
+    return run_dev(args)
+
+
+def cmd_fake_cloud(args: argparse.Namespace) -> int:
+    from .devtools.fake_cloud.cli import main as fake_main
+
+    return fake_main(args.rest)
+
+
+def cmd_verify_attestation(args: argparse.Namespace) -> int:
+    from .verify import main as verify_main
+
+    return verify_main(args.rest)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="privchat", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="serve from environment variables (and .env)")
+    sub.add_parser("migrate", help="apply pending database migrations and exit")
+    dev = sub.add_parser("dev", help="run locally on embedded defaults (PostgreSQL, fake upstream)")
+    dev.add_argument("--port", type=int, default=8081)
+    dev.add_argument("--data-dir", default=".privchat")
+    for name, helptext in (
+        ("fake-cloud", "run the fake NEAR AI Cloud upstream"),
+        ("verify-attestation", "verify a privchat attestation report"),
+    ):
+        p = sub.add_parser(name, help=helptext, add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+        "serve": cmd_serve,
+        "migrate": cmd_migrate,
+        "dev": cmd_dev,
+        "fake-cloud": cmd_fake_cloud,
+        "verify-attestation": cmd_verify_attestation,
+    }
+    try:
+        return handlers[args.command](args)
+    except ConfigError as exc:
+        print(f"privchat: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    except OSError as exc:
+        print(f"privchat: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""`/v1/admin/*`: every path under the prefix is behind the admin guard (api.md §1.4, D12)."""
+
+from __future__ import annotations
+
+from quart import Blueprint
+
+from ..auth.guards import authorize_admin
+from ..errors import ApiError
+
+bp = Blueprint("admin", __name__, url_prefix="/v1/admin")
+
+
+@bp.before_request
+async def _guard() -> None:
+    await authorize_admin()
+
+
+@bp.route(
+    "/<path:rest>", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"], endpoint="unknown"
+)
+async def unknown(rest: str) -> None:
+    raise ApiError(404, "Not found")

@@ -1,0 +1,61 @@
+"""`/v1/auth/*`: login flows and logout (api.md §2.2)."""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import BaseModel
+from quart import Blueprint, Response
+
+from ..auth import sessions
+from ..errors import ApiError, json_response
+from ..services.registry import services
+from ..store import users
+from ..timefmt import ts_offset
+from .jsonbody import read_json
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("auth", __name__, url_prefix="/v1/auth")
+
+
+class MockLogin(BaseModel):
+    email: str
+    name: str | None = None
+    avatar_url: str | None = None
+    oauth_provider: str | None = None
+
+
+@bp.post("/mock-login")
+async def mock_login() -> Response:
+    """D11: exists only when DEV=true; otherwise the path is unknown (404 JSON)."""
+    svc = services()
+    if not svc.config.dev:
+        raise ApiError(404, "Not found")
+    body = await read_json(MockLogin)
+    db = svc.db
+    try:
+        user = await users.get_by_email(db, body.email)
+    except Exception:
+        log.exception("mock login: user lookup failed")
+        raise ApiError(500, "Failed to check user") from None
+    if user is None:
+        user = await users.create(db, body.email, body.name, body.avatar_url)
+        if user is None:
+            user = await users.get_by_email(db, body.email)
+        if user is None:
+            raise ApiError(500, "Failed to re-fetch user after create_user failure")
+    provider = (body.oauth_provider or "").lower()
+    if provider in users.PROVIDERS:
+        local, _, domain = body.email.partition("@")
+        provider_user_id = local if provider == "near" and domain == "near" else body.email
+        try:
+            await users.link_account(db, user.id, provider, provider_user_id)
+        except Exception:
+            log.warning("mock login: link failed", extra={"user_id": str(user.id)})
+    try:
+        session = await sessions.create(db, user.id)
+    except Exception:
+        log.exception("mock login: session create failed")
+        raise ApiError(500, "Failed to create session") from None
+    return json_response({"token": session.token, "expires_at": ts_offset(session.expires_at)})

@@ -1,0 +1,140 @@
+"""The application factory: blueprints, error handlers, CORS, request ids and metrics."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from quart import Response, g, request
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+from .cors import VARY, CorsPolicy
+from .errors import ApiError, ProxyError, TextError, json_response
+from .services.registry import Services
+
+log = logging.getLogger(__name__)
+
+API_PREFIXES = ("/v1/", "/api/")
+# Bodies of early rejections are drained up to this size so the keep-alive connection stays
+# usable (design pitfall 1); anything larger closes the connection instead.
+DRAIN_LIMIT = 1024 * 1024
+DRAIN_SECONDS = 5.0
+
+
+def create_app(svc: Services) -> QuartTrio:
+    app = QuartTrio("privchat")
+    app.config.update(
+        RESPONSE_TIMEOUT=None,  # streams end when the upstream ends (pitfall 2); idle timeouts are ours
+        BODY_TIMEOUT=svc.config.body_timeout,
+        MAX_CONTENT_LENGTH=svc.config.max_upload_bytes,
+        PROVIDE_AUTOMATIC_OPTIONS=False,
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["privchat"] = svc
+    cors = CorsPolicy.parse(svc.config.cors_allowed_origins)
+
+    from .api import blueprints
+
+    for blueprint in blueprints():
+        app.register_blueprint(blueprint)
+
+    @app.before_request
+    async def _begin() -> Response | None:
+        g.started = time.perf_counter()
+        incoming = request.headers.get("x-request-id", "")
+        g.request_id = (
+            incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else str(uuid.uuid4())
+        )
+        if request.method == "OPTIONS":
+            response = Response("", status=200)
+            response.headers["Access-Control-Allow-Methods"] = "*"
+            response.headers["Access-Control-Allow-Headers"] = "*"
+            return response
+        return None
+
+    @app.after_request
+    async def _finish(response: Response) -> Response:
+        origin = request.headers.get("origin")
+        if cors.allows(origin):
+            response.headers["Access-Control-Allow-Origin"] = origin  # type: ignore[assignment]
+        if request.method != "OPTIONS":
+            response.headers["Access-Control-Expose-Headers"] = "*"
+        response.headers.add("Vary", VARY)
+        if "x-request-id" not in response.headers:
+            response.headers["x-request-id"] = g.get("request_id") or str(uuid.uuid4())
+        await _drain_unread_body(response)
+        started = g.get("started")
+        if started is not None:
+            svc.metrics.observe_request(
+                request.method, request.path, response.status_code, time.perf_counter() - started
+            )
+        return response
+
+    @app.errorhandler(ApiError)
+    async def _api_error(error: ApiError) -> Response:
+        return error.response()
+
+    @app.errorhandler(ProxyError)
+    async def _proxy_error(error: ProxyError) -> Response:
+        return error.response()
+
+    @app.errorhandler(TextError)
+    async def _text_error(error: TextError) -> Response:
+        return error.response()
+
+    @app.errorhandler(HTTPException)
+    async def _http_error(error: HTTPException) -> Response | HTTPException:
+        status = error.code or 500
+        if status == 405 and isinstance(error, MethodNotAllowed):
+            allowed = sorted(set(error.valid_methods or ()) - {"OPTIONS"})
+            if request.path.startswith(API_PREFIXES) and set(allowed) <= {"GET", "HEAD"}:
+                # Only the static fallback matched: for API paths that is an unknown route (D13).
+                return ApiError(404, "Not found").response()
+            return Response("", status=405, headers={"Allow": ",".join(allowed)})
+        if status == 404 and request.path.startswith(API_PREFIXES):
+            return ApiError(404, "Not found").response()
+        if status == 413:
+            return TextError(
+                413, "Failed to buffer the request body: length limit exceeded"
+            ).response()
+        if status == 408:
+            return Response("Request body timeout", status=408, headers={"Connection": "close"})
+        return Response(error.description or "", status=status, content_type="text/plain")
+
+    @app.errorhandler(Exception)
+    async def _crash(error: Exception) -> Response:
+        log.error("unhandled error", exc_info=error)
+        return json_response(
+            {"code": "internal_server_error", "message": "Internal server error"}, 500
+        )
+
+    return app
+
+
+async def _drain_unread_body(response: Response) -> None:
+    """Read (bounded) what the client is still sending when we answered before reading it."""
+    body: Any = request.body
+    if getattr(body, "_complete", None) is None or body._complete.is_set():
+        return
+    if request.content_length is not None and request.content_length > DRAIN_LIMIT:
+        response.headers["Connection"] = "close"
+        return
+    try:
+        with _deadline(DRAIN_SECONDS):
+            received = 0
+            async for chunk in body:
+                received += len(chunk)
+                if received > DRAIN_LIMIT:
+                    response.headers["Connection"] = "close"
+                    return
+    except Exception:
+        response.headers["Connection"] = "close"
+
+
+def _deadline(seconds: float) -> Any:
+    import trio
+
+    return trio.move_on_after(seconds)

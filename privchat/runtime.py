@@ -1,0 +1,142 @@
+"""One privchat process: trio.run -> trio-asyncio loop -> services nursery -> hypercorn.
+
+`serve()` is the whole lifecycle (D10): SIGTERM/SIGINT stop the listeners, in-flight requests get
+`SHUTDOWN_GRACE_SECONDS` to finish and are then cancelled, queued activity rows are written, the
+pool closes, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+
+import trio
+import trio_asyncio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+
+from .app import create_app
+from .auth import sessions
+from .config import Config
+from .observability import Metrics
+from .services.activity import ActivityWriter
+from .services.registry import Services
+from .services.supervisor import every, supervise
+from .store import Database
+from .store.migrate import migrate
+
+log = logging.getLogger(__name__)
+
+CLEANUP_PERIOD = 600.0
+OAUTH_STATE_TTL = "10 minutes"
+
+
+def hypercorn_config(config: Config, bind: str | None = None) -> HypercornConfig:
+    hc = HypercornConfig()
+    hc.bind = [bind or f"{config.server_host}:{config.server_port}"]
+    hc.keep_alive_timeout = config.keep_alive_timeout
+    hc.graceful_timeout = config.shutdown_grace_seconds
+    hc.accesslog = "-" if config.access_log else None
+    hc.errorlog = logging.getLogger("hypercorn.error")  # type: ignore[assignment]
+    hc.include_server_header = False
+    if config.tls_cert_file and config.tls_key_file:
+        hc.certfile = str(config.tls_cert_file)
+        hc.keyfile = str(config.tls_key_file)
+    return hc
+
+
+async def _cleanup(db: Database) -> None:
+    """D9: expired sessions and abandoned OAuth states are deleted periodically."""
+    removed = await sessions.delete_expired(db)
+    status = await db.execute(
+        f"DELETE FROM oauth_states WHERE created_at < NOW() - INTERVAL '{OAUTH_STATE_TTL}'"
+    )
+    await db.execute("DELETE FROM near_used_nonces WHERE used_at < NOW() - INTERVAL '10 minutes'")
+    log.info("expired rows cleaned", extra={"sessions": removed, "states": status.split()[-1]})
+
+
+@asynccontextmanager
+async def open_services(config: Config) -> AsyncIterator[Services]:
+    """The DB pool (migrated), the supervised workers, and every feature's long-lived service.
+
+    Must run inside `trio_asyncio.open_loop()`.
+    """
+    db = await Database.connect(
+        config.database_dsn(),
+        max_size=config.database_max_connections,
+        tls=config.database_tls_enabled,
+    )
+    try:
+        await migrate(db, config.database_migrations_path)
+        activity = ActivityWriter(db)
+        svc = Services(config, db, activity, Metrics(config.environment))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(supervise, "activity", activity.run)
+            nursery.start_soon(
+                supervise, "cleanup", partial(every, CLEANUP_PERIOD, partial(_cleanup, db))
+            )
+            from .features import open_features
+
+            async with open_features(svc, nursery):
+                yield svc
+            nursery.cancel_scope.cancel()
+        with trio.CancelScope(shield=True), trio.move_on_after(10):
+            await activity.drain()
+    finally:
+        await db.close()
+
+
+@dataclass(frozen=True)
+class Running:
+    """What `serve` reports once it listens: the bound URLs and the live services."""
+
+    binds: list[str]
+    services: Services
+
+    @property
+    def url(self) -> str:
+        return self.binds[0]
+
+
+async def serve(
+    config: Config,
+    *,
+    shutdown: trio.Event | None = None,
+    handle_signals: bool = True,
+    task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run privchat until `shutdown` is set or SIGTERM/SIGINT arrives."""
+    shutdown = shutdown or trio.Event()
+    async with trio_asyncio.open_loop(), open_services(config) as svc:
+        app = create_app(svc)
+        async with trio.open_nursery() as nursery:
+            if handle_signals:
+                nursery.start_soon(_wait_for_signals, shutdown)
+
+            async def run_server(task_status: trio.TaskStatus[list[str]]) -> None:
+                # Returns once the listeners closed and in-flight requests ended, or were
+                # cancelled after the grace period.
+                await hypercorn_serve(
+                    app,
+                    hypercorn_config(config),
+                    shutdown_trigger=shutdown.wait,
+                    task_status=task_status,
+                )
+                nursery.cancel_scope.cancel()
+
+            binds = await nursery.start(run_server)
+            log.info("privchat serving", extra={"binds": binds})
+            task_status.started(Running(binds, svc))
+    log.info("privchat stopped")
+
+
+async def _wait_for_signals(shutdown: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            log.info("shutdown requested", extra={"signal": signal.Signals(signum).name})
+            shutdown.set()
+            return

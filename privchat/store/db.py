@@ -1,0 +1,143 @@
+"""asyncpg under trio-asyncio. This is the only module that calls `aio_as_trio`.
+
+The pool remembers the trio-asyncio loop it was opened in, so any Trio task of the same run can
+use it, whether or not it inherited the loop's context variable. Every method is a Trio checkpoint. Cancellation is safe: a cancelled query cancels the asyncio
+task running it, and asyncpg resets the connection when it goes back to the pool.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl as ssl_module
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import trio
+import trio_asyncio
+
+Record = asyncpg.Record
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for typename in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typename, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+
+
+class Connection:
+    """One checked-out connection: queries, and transactions on it."""
+
+    def __init__(self, conn: asyncpg.Connection, loop: Any) -> None:
+        self._conn = conn
+        self._loop = loop
+
+    def _aio(self, proc: Any) -> Any:
+        return trio_asyncio.aio_as_trio(proc, loop=self._loop)
+
+    async def fetch(self, query: str, *args: Any) -> list[Record]:
+        return await self._aio(self._conn.fetch)(query, *args)
+
+    async def fetchrow(self, query: str, *args: Any) -> Record | None:
+        return await self._aio(self._conn.fetchrow)(query, *args)
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        return await self._aio(self._conn.fetchval)(query, *args)
+
+    async def execute(self, query: str, *args: Any) -> str:
+        return await self._aio(self._conn.execute)(query, *args)
+
+    async def executemany(self, query: str, args: Sequence[Sequence[Any]]) -> None:
+        await self._aio(self._conn.executemany)(query, args)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        tx = self._conn.transaction()
+        await self._aio(tx.start)()
+        try:
+            yield self
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self._aio(tx.rollback)()
+            raise
+        else:
+            await self._aio(tx.commit)()
+
+
+class Database:
+    """The pool every repository shares. Open with `Database.connect`, inside a trio-asyncio loop."""
+
+    def __init__(self, pool: asyncpg.Pool, loop: Any) -> None:
+        self._pool = pool
+        self._loop = loop
+
+    def _aio(self, proc: Any) -> Any:
+        return trio_asyncio.aio_as_trio(proc, loop=self._loop)
+
+    @classmethod
+    async def connect(
+        cls, dsn: str, *, max_size: int = 10, tls: bool = False, connect_timeout: float = 10.0
+    ) -> Database:
+        ssl: Any = False
+        if tls:
+            # The reference's rule: try TLS without verification, fall back to plaintext.
+            ctx = ssl_module.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl_module.CERT_NONE
+            ssl = ctx
+        loop = trio_asyncio.current_loop.get()
+        if loop is None:
+            raise RuntimeError("Database.connect must run inside trio_asyncio.open_loop()")
+        pool = await trio_asyncio.aio_as_trio(asyncpg.create_pool, loop=loop)(
+            dsn,
+            min_size=1,
+            max_size=max_size,
+            ssl=ssl,
+            timeout=connect_timeout,
+            command_timeout=60,
+            init=_init_connection,
+        )
+        return cls(pool, loop)
+
+    async def close(self) -> None:
+        with trio.CancelScope(shield=True), trio.move_on_after(10):
+            await self._aio(self._pool.close)()
+
+    @property
+    def size(self) -> int:
+        return self._pool.get_size()
+
+    @property
+    def idle(self) -> int:
+        return self._pool.get_idle_size()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        conn = await self._aio(self._pool.acquire)()
+        try:
+            yield Connection(conn, self._loop)
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._aio(self._pool.release)(conn)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        async with self.connection() as conn, conn.transaction():
+            yield conn
+
+    async def fetch(self, query: str, *args: Any) -> list[Record]:
+        return await self._aio(self._pool.fetch)(query, *args)
+
+    async def fetchrow(self, query: str, *args: Any) -> Record | None:
+        return await self._aio(self._pool.fetchrow)(query, *args)
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        return await self._aio(self._pool.fetchval)(query, *args)
+
+    async def execute(self, query: str, *args: Any) -> str:
+        return await self._aio(self._pool.execute)(query, *args)
+
+    async def executemany(self, query: str, args: Sequence[Sequence[Any]]) -> None:
+        await self._aio(self._pool.executemany)(query, args)
