@@ -148,7 +148,7 @@ async def list_items(fake: FakeCloud, req: Request, conv_id: str) -> Reply:
         raise error(400, "Limit cannot exceed 1000", "invalid_parameter", "limit")
     if _int_param(params, "offset", 0) < 0:
         raise error(400, "Offset must be non-negative", "invalid_parameter", "offset")
-    items = sorted(conv.items, key=lambda i: (i["created_at"], i["id"]))
+    items = sorted(conv.items, key=lambda i: i["created_at"])  # stable: insertion order
     start = 0
     after = params.get("after")
     if after:
