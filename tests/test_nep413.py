@@ -352,6 +352,10 @@ def test_signature_length_must_match_key_type(wallet: FakeNearWallet) -> None:
         (".alice", "the Account ID has a redundant separator '.' at 0"),
         ("alice.", "the Account ID has a redundant separator '.' at 5"),
         ("al ice", "the Account ID contains an invalid character ' ' at 2"),
+        ("éa.near", "the Account ID contains an invalid character 'é' at 0"),
+        ("aé", "the Account ID contains an invalid character 'é' at 1"),
+        ("a.é", "the Account ID contains an invalid character 'é' at 2"),
+        ("ab_.é", "the Account ID has a redundant separator '.' at 3"),
     ],
 )
 def test_account_id_rejections(wallet: FakeNearWallet, account: str, message: str) -> None:

@@ -310,8 +310,9 @@ def validate_account_id(account_id: str) -> str:
     if len(account_id.encode("utf-8")) > 64:
         raise NearBadRequest("the Account ID is too long")
     previous_is_separator = True
-    index, char = 0, ""
-    for index, char in enumerate(account_id):
+    index, offset, char = 0, 0, ""
+    for char in account_id:  # `index` is a byte offset, as in the reference's messages
+        index, offset = offset, offset + len(char.encode("utf-8"))
         if "a" <= char <= "z" or "0" <= char <= "9":
             is_separator = False
         elif char in "-_.":

@@ -49,6 +49,12 @@ from . import FakeRequest, Reply, serve_handler
 Provider = Literal["google", "github"]
 GITHUB_ERROR_URI = "https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors"
 
+GITHUB_BAD_CLIENT = "The client_id and/or client_secret passed are incorrect."
+GITHUB_NO_USER_AGENT = (
+    b"Request forbidden by administrative rules. "
+    b"Please make sure your request has a User-Agent header"
+)
+
 
 @dataclass
 class GoogleUser:
@@ -292,8 +298,7 @@ class FakeOAuthProviders:
         if auth is None or auth[1:] != (client_id, client_secret):
             if provider == "google":
                 return error(401, "invalid_client", "Unauthorized")
-            return error(200, "incorrect_client_credentials", "The client_id and/or "
-                         "client_secret passed are incorrect.")  # fmt: skip
+            return error(200, "incorrect_client_credentials", GITHUB_BAD_CLIENT)
         if provider == "google" and form.get("grant_type") != "authorization_code":
             return error(400, "unsupported_grant_type", "Invalid grant_type: ")
         grant = self.grants.get(form.get("code", ""))
@@ -369,8 +374,7 @@ class FakeOAuthProviders:
 
     def _github_api(self, endpoint: str, request: FakeRequest) -> Reply:
         if not request.headers.get("user-agent"):
-            return Reply(403, b"Request forbidden by administrative rules. "
-                         b"Please make sure your request has a User-Agent header")  # fmt: skip
+            return Reply(403, GITHUB_NO_USER_AGENT)
         grant = self._bearer(request, "github")
         if grant is None:
             return Reply.json(
