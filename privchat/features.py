@@ -23,4 +23,6 @@ async def open_features(svc: Services, nursery: trio.Nursery) -> AsyncIterator[N
 
 
 def _openers() -> list:  # type: ignore[type-arg]
-    return []
+    from .upstream.client import open_upstream
+
+    return [open_upstream]

@@ -1,0 +1,18 @@
+"""The NEAR AI Cloud client (`client`), the byte-exact relay (`relay`) and decoded copies for
+inspection (`decode`)."""
+
+from .client import KeySource, StaticKey, Upstream, UpstreamError, client_headers, get_upstream
+from .relay import buffered, relay, response_headers, send_bytes
+
+__all__ = [
+    "KeySource",
+    "StaticKey",
+    "Upstream",
+    "UpstreamError",
+    "buffered",
+    "client_headers",
+    "get_upstream",
+    "relay",
+    "response_headers",
+    "send_bytes",
+]
