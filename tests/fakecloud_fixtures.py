@@ -1,4 +1,4 @@
-"""Helpers for tests of the fake NEAR AI Cloud (import the fixtures into a test module)."""
+"""Helpers for tests of the fake NEAR AI Cloud."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import httpx2
-import pytest
+import trio
 
 from privchat.devtools.fake_cloud import FakeCloud, serve_fake_cloud
 
@@ -14,18 +14,16 @@ API_KEY = "sk-test"
 AUTH = {"authorization": f"Bearer {API_KEY}"}
 
 
-@pytest.fixture
-async def fake_cloud(nursery) -> tuple[FakeCloud, str]:
+async def start_fake_cloud(nursery: trio.Nursery) -> tuple[FakeCloud, str]:
+    """Serve a fresh FakeCloud in ``nursery``; returns (fake, base_url ending in /v1)."""
     fake = FakeCloud(api_key=API_KEY)
     base_url = await nursery.start(serve_fake_cloud, fake)
     return fake, base_url
 
 
-@pytest.fixture
-async def client(fake_cloud) -> httpx2.AsyncClient:
-    _, base_url = fake_cloud
-    async with httpx2.AsyncClient(base_url=base_url, headers=AUTH, timeout=10) as c:
-        yield c
+def cloud_client_for(base_url: str) -> httpx2.AsyncClient:
+    """An httpx2 client authenticated with the fake's key (use with ``async with``)."""
+    return httpx2.AsyncClient(base_url=base_url, headers=AUTH, timeout=10)
 
 
 def parse_sse(data: bytes) -> list[tuple[str, dict[str, Any]]]:

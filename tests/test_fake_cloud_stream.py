@@ -11,14 +11,32 @@ import nacl.signing
 import pytest
 import trio
 
-from tests.fakecloud_fixtures import AUTH, JSON, client, fake_cloud, parse_sse, stream_body  # noqa: F401
 from privchat.devtools.fake_cloud.signing import recover_eip191_address
+from tests.fakecloud_fixtures import (
+    AUTH,
+    JSON,
+    cloud_client_for,
+    parse_sse,
+    start_fake_cloud,
+    stream_body,
+)
 
 
-async def _stream(client: httpx2.AsyncClient, body: bytes, **headers: str):
+@pytest.fixture
+async def fake_cloud(nursery):
+    return await start_fake_cloud(nursery)
+
+
+@pytest.fixture
+async def cloud_client(fake_cloud):
+    async with cloud_client_for(fake_cloud[1]) as client:
+        yield client
+
+
+async def _stream(cloud_client: httpx2.AsyncClient, body: bytes, **headers: str):
     """POST a stream; return (response, list of raw chunks as read)."""
     chunks = []
-    async with client.stream(
+    async with cloud_client.stream(
         "POST", "/responses", content=body, headers={**JSON, **headers}
     ) as response:
         async for chunk in response.aiter_raw():
@@ -26,10 +44,10 @@ async def _stream(client: httpx2.AsyncClient, body: bytes, **headers: str):
     return response, chunks
 
 
-async def test_stream_framing_and_recording(fake_cloud, client) -> None:
+async def test_stream_framing_and_recording(fake_cloud, cloud_client) -> None:
     fake, _ = fake_cloud
     body = stream_body(text="Say hello")
-    response, chunks = await _stream(client, body, **{"x-fake-deltas": "5"})
+    response, chunks = await _stream(cloud_client, body, **{"x-fake-deltas": "5"})
     data = b"".join(chunks)
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/event-stream"
@@ -50,10 +68,10 @@ async def test_stream_framing_and_recording(fake_cloud, client) -> None:
 
 
 @pytest.mark.parametrize("mode", ["event", "coalesce", "split"])
-async def test_write_patterns(fake_cloud, client, mode) -> None:
+async def test_write_patterns(fake_cloud, cloud_client, mode) -> None:
     fake, _ = fake_cloud
     _, chunks = await _stream(
-        client, stream_body(), **{"x-fake-write": mode, "x-fake-deltas": "6"}
+        cloud_client, stream_body(), **{"x-fake-write": mode, "x-fake-deltas": "6"}
     )
     data = b"".join(chunks)
     record = fake.streams[0]
@@ -100,7 +118,7 @@ async def test_split_writes_reach_the_socket_separately(fake_cloud) -> None:
     assert len(reads) > 3
 
 
-async def test_delays_first_event_and_gap(fake_cloud, client) -> None:
+async def test_delays_first_event_and_gap(fake_cloud, cloud_client) -> None:
     start = trio.current_time()
     arrivals = []
     headers = {
@@ -110,7 +128,9 @@ async def test_delays_first_event_and_gap(fake_cloud, client) -> None:
         "x-fake-gaps": "5:200",
         "x-fake-deltas": "4",
     }
-    async with client.stream("POST", "/responses", content=stream_body(), headers=headers) as r:
+    async with cloud_client.stream(
+        "POST", "/responses", content=stream_body(), headers=headers
+    ) as r:
         buffer = b""
         async for chunk in r.aiter_raw():
             buffer += chunk
@@ -135,9 +155,9 @@ async def test_long_silent_gap_survives(fake_cloud, autojump_clock) -> None:
             await _stream(hasty, stream_body(), **headers)
 
 
-async def test_http_error_before_stream(fake_cloud, client) -> None:
+async def test_http_error_before_stream(fake_cloud, cloud_client) -> None:
     fake, _ = fake_cloud
-    r = await client.post(
+    r = await cloud_client.post(
         "/responses",
         content=stream_body(),
         headers={**JSON, "x-fake-fail": "http_error", "x-fake-fail-status": "429"},
@@ -145,7 +165,7 @@ async def test_http_error_before_stream(fake_cloud, client) -> None:
     assert r.status_code == 429 and r.headers["retry-after"]
     assert r.json()["error"]["type"] == "rate_limit_exceeded"
     assert set(r.json()["error"]) == {"message", "type", "param", "code"}
-    r = await client.post(
+    r = await cloud_client.post(
         "/responses",
         content=stream_body(),
         headers={
@@ -160,10 +180,10 @@ async def test_http_error_before_stream(fake_cloud, client) -> None:
     assert fake.streams == []
 
 
-async def test_failed_only_stream(fake_cloud, client) -> None:
+async def test_failed_only_stream(fake_cloud, cloud_client) -> None:
     fake, _ = fake_cloud
     response, chunks = await _stream(
-        client,
+        cloud_client,
         stream_body(),
         **{"x-fake-fail": "failed_only", "x-fake-fail-status": "502", "x-fake-fail-message": "x"},
     )
@@ -184,9 +204,9 @@ async def test_failed_only_stream(fake_cloud, client) -> None:
     assert fake.streams[0].failed and fake.streams[0].completed
 
 
-async def test_failed_after_partial_text(fake_cloud, client) -> None:
+async def test_failed_after_partial_text(fake_cloud, cloud_client) -> None:
     _, chunks = await _stream(
-        client,
+        cloud_client,
         stream_body(),
         **{"x-fake-fail": "failed_after_partial", "x-fake-deltas": "6", "x-fake-fail-after": "2"},
     )
@@ -201,11 +221,11 @@ async def test_failed_after_partial_text(fake_cloud, client) -> None:
 
 
 @pytest.mark.parametrize("mode", ["event", "coalesce", "split"])
-async def test_drop_mid_stream_is_an_aborted_body(fake_cloud, client, mode) -> None:
+async def test_drop_mid_stream_is_an_aborted_body(fake_cloud, cloud_client, mode) -> None:
     fake, _ = fake_cloud
     received = []
     with pytest.raises((httpx2.RemoteProtocolError, httpx2.ReadError)):
-        async with client.stream(
+        async with cloud_client.stream(
             "POST",
             "/responses",
             content=stream_body(),
@@ -220,38 +240,42 @@ async def test_drop_mid_stream_is_an_aborted_body(fake_cloud, client, mode) -> N
     assert record.data.startswith(data)
     assert not record.data.endswith(b"\n\n"), "cut mid-event"
     assert b"response.completed" not in record.data
-    r = await client.get(f"/signature/{record.response_id}")
+    r = await cloud_client.get(f"/signature/{record.response_id}")
     assert r.status_code == 404
 
 
-async def test_non_stream_failures(fake_cloud, client) -> None:
+async def test_non_stream_failures(fake_cloud, cloud_client) -> None:
     body = json.loads(stream_body())
     body["stream"] = False
-    r = await client.post(
+    r = await cloud_client.post(
         "/responses",
         json=body,
         headers={"x-fake-fail": "failed_only", "x-fake-fail-status": "404"},
     )
     assert r.status_code == 404 and r.json()["error"]["type"] == "not_found"
     with pytest.raises((httpx2.RemoteProtocolError, httpx2.ReadError)):
-        await client.post("/responses", json=body, headers={"x-fake-fail": "drop"})
+        await cloud_client.post("/responses", json=body, headers={"x-fake-fail": "drop"})
 
 
-async def test_unknown_conversation_is_in_band(fake_cloud, client) -> None:
+async def test_unknown_conversation_is_in_band(fake_cloud, cloud_client) -> None:
     body = stream_body(conversation="conv_" + "0" * 32)
-    response, chunks = await _stream(client, body)
+    response, chunks = await _stream(cloud_client, body)
     assert response.status_code == 200
     [(kind, event)] = parse_sse(b"".join(chunks))
     assert kind == "response.failed" and event["status_code"] == 404
     assert event["error"] == {"message": "Conversation not found", "type": "not_found"}
 
 
-async def test_late_title_after_completed_and_signature_excludes_it(fake_cloud, client) -> None:
+async def test_late_title_after_completed_and_signature_excludes_it(
+    fake_cloud, cloud_client
+) -> None:
     fake, _ = fake_cloud
-    created = await client.post("/conversations", json={"metadata": {}})
+    created = await cloud_client.post("/conversations", json={"metadata": {}})
     conv_id = created.json()["id"]
     body = stream_body(text="Plan a trip to Lisbon", conversation=conv_id)
-    _, chunks = await _stream(client, body, **{"x-fake-title": "after", "x-fake-title-delay-ms": "20"})
+    _, chunks = await _stream(
+        cloud_client, body, **{"x-fake-title": "after", "x-fake-title-delay-ms": "20"}
+    )
     data = b"".join(chunks)
     events = parse_sse(data)
     assert [t for t, _ in events][-2:] == ["response.completed", "conversation.title.updated"]
@@ -261,67 +285,77 @@ async def test_late_title_after_completed_and_signature_excludes_it(fake_cloud, 
     }
     cut = data.index(b"event: conversation.title.updated")
     response_id = events[0][1]["response"]["id"]
-    sig = (await client.get(f"/signature/{response_id}")).json()
+    sig = (await cloud_client.get(f"/signature/{response_id}")).json()
     expected = f"{hashlib.sha256(body).hexdigest()}:{hashlib.sha256(data[:cut]).hexdigest()}"
     assert sig["text"] == expected
-    conv = (await client.get(f"/conversations/{conv_id}")).json()
+    conv = (await cloud_client.get(f"/conversations/{conv_id}")).json()
     assert conv["metadata"]["title"] == "Plan a trip to Lisbon"
     assert conv["metadata"]["root_response_id"].startswith("resp_")
-    items = (await client.get(f"/conversations/{conv_id}/items")).json()["data"]
+    items = (await cloud_client.get(f"/conversations/{conv_id}/items")).json()["data"]
     assert [i["role"] for i in items] == ["user", "assistant"]
 
 
-async def test_signature_verifies_ecdsa_and_ed25519(fake_cloud, client) -> None:
+async def test_signature_verifies_ecdsa_and_ed25519(fake_cloud, cloud_client) -> None:
     body = stream_body(text="verify me")
-    _, chunks = await _stream(client, body)
+    _, chunks = await _stream(cloud_client, body)
     received = b"".join(chunks)
     response_id = parse_sse(received)[0][1]["response"]["id"]
     text = f"{hashlib.sha256(body).hexdigest()}:{hashlib.sha256(received).hexdigest()}"
 
-    ecdsa = (await client.get(f"/signature/{response_id}")).json()
+    ecdsa = (await cloud_client.get(f"/signature/{response_id}")).json()
     assert ecdsa["signing_algo"] == "ecdsa" and ecdsa["signature_kind"] == "gateway"
     assert ecdsa["text"] == text
     assert recover_eip191_address(text.encode(), ecdsa["signature"]) == ecdsa["signing_address"]
 
-    ed = (await client.get(f"/signature/{response_id}", params={"signing_algo": "ED25519"})).json()
+    ed = (
+        await cloud_client.get(f"/signature/{response_id}", params={"signing_algo": "ED25519"})
+    ).json()
     assert ed["text"] == text and ed["signing_algo"] == "ed25519"
     key = nacl.signing.VerifyKey(bytes.fromhex(ed["signing_address"]))
     assert key.verify(text.encode(), bytes.fromhex(ed["signature"])) == text.encode()
 
-    report = (await client.get("/attestation/report", params={"signing_algo": "ecdsa"})).json()
+    report = (
+        await cloud_client.get("/attestation/report", params={"signing_algo": "ecdsa"})
+    ).json()
     assert report["gateway_attestation"]["signing_address"] == ecdsa["signing_address"]
 
-    bad = await client.get(f"/signature/{response_id}", params={"signing_algo": "rsa"})
+    bad = await cloud_client.get(f"/signature/{response_id}", params={"signing_algo": "rsa"})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "signing_algo"
-    missing = await client.get("/signature/resp_nope")
+    missing = await cloud_client.get("/signature/resp_nope")
     assert missing.status_code == 404
     assert missing.json()["error"]["message"] == "Signature not found: resp_nope:ecdsa"
 
 
-async def test_non_stream_signature_over_json_body(fake_cloud, client) -> None:
+async def test_non_stream_signature_over_json_body(fake_cloud, cloud_client) -> None:
     body = json.dumps({"model": "privchat-dev/echo", "input": "hello"}).encode()
-    r = await client.post("/responses", content=body, headers={**JSON, "accept-encoding": "gzip"})
+    r = await cloud_client.post(
+        "/responses", content=body, headers={**JSON, "accept-encoding": "gzip"}
+    )
     assert r.status_code == 200 and r.headers["content-encoding"] == "gzip"
-    raw_json = r.content  # decoded by the client: the bytes before compression
+    raw_json = r.content  # decoded by the cloud_client: the bytes before compression
     assert json.loads(raw_json)["status"] == "completed"
-    sig = (await client.get(f"/signature/{r.json()['id']}")).json()
-    assert sig["text"] == f"{hashlib.sha256(body).hexdigest()}:{hashlib.sha256(raw_json).hexdigest()}"
+    sig = (await cloud_client.get(f"/signature/{r.json()['id']}")).json()
+    assert (
+        sig["text"] == f"{hashlib.sha256(body).hexdigest()}:{hashlib.sha256(raw_json).hexdigest()}"
+    )
 
 
-async def test_signature_store_delay(fake_cloud, client, autojump_clock) -> None:
+async def test_signature_store_delay(fake_cloud, cloud_client, autojump_clock) -> None:
     fake, _ = fake_cloud
     fake.configure(signature_delay_ms=500)
-    _, chunks = await _stream(client, stream_body())
+    _, chunks = await _stream(cloud_client, stream_body())
     response_id = parse_sse(b"".join(chunks))[0][1]["response"]["id"]
-    assert (await client.get(f"/signature/{response_id}")).status_code == 404
+    assert (await cloud_client.get(f"/signature/{response_id}")).status_code == 404
     await trio.sleep(0.6)
-    assert (await client.get(f"/signature/{response_id}")).status_code == 200
+    assert (await cloud_client.get(f"/signature/{response_id}")).status_code == 200
 
 
-async def test_client_disconnect_recorded_within_100ms(fake_cloud, client) -> None:
+async def test_client_disconnect_recorded_within_100ms(fake_cloud, cloud_client) -> None:
     fake, _ = fake_cloud
     headers = {**JSON, "x-fake-deltas": "200", "x-fake-delay-ms": "20"}
-    async with client.stream("POST", "/responses", content=stream_body(), headers=headers) as r:
+    async with cloud_client.stream(
+        "POST", "/responses", content=stream_body(), headers=headers
+    ) as r:
         async for chunk in r.aiter_raw():
             if b"output_text.delta" in chunk:
                 break
@@ -333,27 +367,27 @@ async def test_client_disconnect_recorded_within_100ms(fake_cloud, client) -> No
     assert record.disconnect_time - closed_at < 0.1
     await record.done.wait()
     assert b"response.completed" not in record.data
-    sig = (await client.get(f"/signature/{record.response_id}")).json()
+    sig = (await cloud_client.get(f"/signature/{record.response_id}")).json()
     assert sig["error_code"] == "STREAM_DISCONNECTED"
 
 
-async def test_reasoning_and_citation_knobs(fake_cloud, client) -> None:
+async def test_reasoning_and_citation_knobs(fake_cloud, cloud_client) -> None:
     _, chunks = await _stream(
-        client, stream_body(), **{"x-fake-reasoning": "1", "x-fake-citation": "1"}
+        cloud_client, stream_body(), **{"x-fake-reasoning": "1", "x-fake-citation": "1"}
     )
     types = [t for t, _ in parse_sse(b"".join(chunks))]
     assert types.index("response.reasoning.delta") < types.index("response.output_text.delta")
     assert "response.output_text.annotation.added" in types
 
 
-async def test_control_route_sets_knobs_for_other_processes(fake_cloud, client) -> None:
+async def test_control_route_sets_knobs_for_other_processes(fake_cloud, cloud_client) -> None:
     fake, base_url = fake_cloud
     root = base_url.removesuffix("/v1")
     async with httpx2.AsyncClient(base_url=root) as control:
         r = await control.post("/_fake/config", json={"deltas": 11, "write": "coalesce"})
         assert r.status_code == 200 and r.json()["deltas"] == 11
         assert (await control.post("/_fake/config", json={"write": "bad"})).status_code == 400
-    _, chunks = await _stream(client, stream_body())
+    _, chunks = await _stream(cloud_client, stream_body())
     assert [t for t, _ in parse_sse(b"".join(chunks))].count("response.output_text.delta") == 11
     assert fake.knobs.write == "coalesce"
     await fake.streams[0].done.wait()
@@ -364,13 +398,15 @@ async def test_control_route_sets_knobs_for_other_processes(fake_cloud, client) 
     assert fake.knobs.deltas == 8 and fake.streams == []
 
 
-async def test_encryption_header_rules(fake_cloud, client) -> None:
+async def test_encryption_header_rules(fake_cloud, cloud_client) -> None:
     body = json.loads(stream_body())
     body["stream"] = False
     key = "ab" * 32
-    r = await client.post(
-        "/responses", json=body, headers={"x-signing-algo": "ed25519", "x-client-pub-key": key}
+    r = await cloud_client.post(
+        "/responses",
+        json=body,
+        headers={"x-signing-algo": "ed25519", "x-client-pub-key": key},
     )
     assert r.status_code == 400 and r.json()["error"]["type"] == "encryption_requires_streaming"
-    r = await client.post("/responses", json=body, headers={"x-signing-algo": "rsa"})
+    r = await cloud_client.post("/responses", json=body, headers={"x-signing-algo": "rsa"})
     assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_parameter"

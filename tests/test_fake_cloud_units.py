@@ -8,8 +8,7 @@ import json
 import nacl.signing
 import pytest
 
-from privchat.devtools.fake_cloud import Knobs, KnobError
-from privchat.devtools.fake_cloud import multipart
+from privchat.devtools.fake_cloud import KnobError, Knobs, multipart
 from privchat.devtools.fake_cloud.echo import echo_reply, make_title, split_text
 from privchat.devtools.fake_cloud.events import Turn, build_script
 from privchat.devtools.fake_cloud.http import choose_encoding
@@ -148,7 +147,10 @@ def test_script_failure_shapes() -> None:
 def test_ecdsa_eip191_signature_recovers_address() -> None:
     signer = Signer.from_seed(b"unit")
     text = signed_text(b"request", b"response")
-    assert text == hashlib.sha256(b"request").hexdigest() + ":" + hashlib.sha256(b"response").hexdigest()
+    assert (
+        text
+        == hashlib.sha256(b"request").hexdigest() + ":" + hashlib.sha256(b"response").hexdigest()
+    )
     sig = signer.sign("ecdsa", text)
     assert sig.startswith("0x") and len(sig) == 132 and int(sig[-2:], 16) in (27, 28)
     assert recover_eip191_address(text.encode(), sig) == signer.address("ecdsa")
@@ -176,8 +178,8 @@ def test_vpc_hmac_window() -> None:
 def test_multipart_parser_is_byte_exact() -> None:
     payload = b"\x00\r\n--not-the-boundary\r\n\xff"
     body = (
-        b"--B\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nuser_data\r\n"
-        b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n"
+        b'--B\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nuser_data\r\n'
+        b'--B\r\nContent-Disposition: form-data; name="file"; filename="a.bin"\r\n'
         b"Content-Type: application/octet-stream\r\n\r\n" + payload + b"\r\n--B--\r\n"
     )
     parts = multipart.parse(body, multipart.boundary_of('multipart/form-data; boundary="B"'))

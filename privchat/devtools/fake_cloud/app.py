@@ -51,9 +51,15 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Handler], bool]] = [
         (r"/v1/signature/(?P<chat_id>[^/]+)", {"GET": misc.signature}, True),
         (r"/v1/attestation/report", {"GET": misc.attestation_report}, True),
         (r"/v1/auth/vpc/login", {"POST": misc.vpc_login}, False),
-        (r"/v1/responses/(?P<response_id>[^/]+)(/cancel|/input_items)?",
-         {"GET": misc.not_implemented, "DELETE": misc.not_implemented,
-          "POST": misc.not_implemented}, True),
+        (
+            r"/v1/responses/(?P<response_id>[^/]+)(/cancel|/input_items)?",
+            {
+                "GET": misc.not_implemented,
+                "DELETE": misc.not_implemented,
+                "POST": misc.not_implemented,
+            },
+            True,
+        ),
     ]
 ]
 RESPONSES = "/v1/responses"
@@ -224,7 +230,9 @@ async def _send(send: Any, req: Request, knobs: Knobs, reply: Reply) -> None:
     headers = _decorate(req, knobs, headers)
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     if reply.abort_after is not None:
-        await send({"type": "http.response.body", "body": body[: reply.abort_after], "more_body": True})
+        await send(
+            {"type": "http.response.body", "body": body[: reply.abort_after], "more_body": True}
+        )
         return
     await send({"type": "http.response.body", "body": body, "more_body": False})
 

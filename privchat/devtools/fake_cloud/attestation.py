@@ -15,7 +15,9 @@ def fake_quote(report_data: bytes) -> bytes:
     The Intel signature part is zeros: verifying it fails, as with the dstack simulator."""
     header = (4).to_bytes(2, "little") + (2).to_bytes(2, "little") + (0x81).to_bytes(4, "little")
     header += b"\x00" * (48 - len(header))
-    body = bytearray(hashlib.sha384(b"privchat-fake-td").digest() * 11)[: QUOTE_REPORT_DATA_OFFSET - 48]
+    body = bytearray(hashlib.sha384(b"privchat-fake-td").digest() * 11)[
+        : QUOTE_REPORT_DATA_OFFSET - 48
+    ]
     quote = header + bytes(body) + report_data
     return quote + b"\x00" * (1020 - len(quote))
 
@@ -64,7 +66,11 @@ def info() -> dict[str, Any]:
 
 def gateway_attestation(address: str, algo: str, nonce: bytes, fingerprint: str | None) -> dict:
     raw_address = bytes.fromhex(address.removeprefix("0x"))
-    first = hashlib.sha256(raw_address + bytes.fromhex(fingerprint)).digest() if fingerprint else raw_address
+    first = (
+        hashlib.sha256(raw_address + bytes.fromhex(fingerprint)).digest()
+        if fingerprint
+        else raw_address
+    )
     data = report_data(first, nonce)
     report: dict[str, Any] = {
         "signing_address": address,
@@ -83,7 +89,11 @@ def gateway_attestation(address: str, algo: str, nonce: bytes, fingerprint: str 
 
 def model_attestation(model: str, address: str, algo: str, public_key: str, nonce: bytes) -> dict:
     data = report_data(bytes.fromhex(address.removeprefix("0x")), nonce)
-    nvidia = {"nonce": nonce.hex(), "evidence_list": [{"certificate": "ZmFrZQ==", "evidence": "ZmFrZQ==", "arch": "HOPPER"}], "arch": "HOPPER"}
+    nvidia = {
+        "nonce": nonce.hex(),
+        "evidence_list": [{"certificate": "ZmFrZQ==", "evidence": "ZmFrZQ==", "arch": "HOPPER"}],
+        "arch": "HOPPER",
+    }
     return {
         "model": model,
         "signing_address": address,

@@ -42,7 +42,12 @@ MODELS: list[dict[str, Any]] = [
         attestationSupported=False,
         aliases=["echo"],
     ),
-    _model("zai-org/GLM-4.6", "GLM 4.6 (fake)", "Fake stand-in answering with the echo generator.", "zai-org"),
+    _model(
+        "zai-org/GLM-4.6",
+        "GLM 4.6 (fake)",
+        "Fake stand-in answering with the echo generator.",
+        "zai-org",
+    ),
     _model(
         "deepseek-ai/DeepSeek-V3.1",
         "DeepSeek V3.1 (fake)",

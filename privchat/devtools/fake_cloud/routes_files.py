@@ -148,6 +148,4 @@ async def delete(fake: FakeCloud, req: Request, file_id: str) -> Reply:
 async def content(fake: FakeCloud, req: Request, file_id: str) -> Reply:
     stored = _file(fake, file_id)
     disposition = f'attachment; filename="{stored.filename}"'.encode()
-    return Reply(
-        200, stored.data, stored.content_type, [(b"content-disposition", disposition)]
-    )
+    return Reply(200, stored.data, stored.content_type, [(b"content-disposition", disposition)])

@@ -48,7 +48,12 @@ async def model_get(fake: FakeCloud, req: Request, name: str) -> Reply:
 def _algo(params: dict[str, str], default: str) -> str:
     algo = params.get("signing_algo", default).lower()
     if algo not in ALGOS:
-        raise error(400, "Invalid signing_algo: must be 'ecdsa' or 'ed25519'", "invalid_request_error", "signing_algo")
+        raise error(
+            400,
+            "Invalid signing_algo: must be 'ecdsa' or 'ed25519'",
+            "invalid_request_error",
+            "signing_algo",
+        )
     return algo
 
 
@@ -72,7 +77,9 @@ async def attestation_report(fake: FakeCloud, req: Request) -> Reply:
     params = req.params
     raw_nonce = params.get("nonce")
     if raw_nonce is not None and not _NONCE.match(raw_nonce):
-        raise error(400, "Invalid nonce: expected 64 hex characters", "invalid_request_error", "nonce")
+        raise error(
+            400, "Invalid nonce: expected 64 hex characters", "invalid_request_error", "nonce"
+        )
     nonce = bytes.fromhex(raw_nonce) if raw_nonce else os.urandom(32)
     algo = _algo(params, "ed25519")
     if params.get("provider", "near") not in ("near", "chutes"):
@@ -102,7 +109,9 @@ async def attestation_report(fake: FakeCloud, req: Request) -> Reply:
             )
         ]
     if fingerprint:
-        body["tls_certificate"] = "-----BEGIN CERTIFICATE-----\nZmFrZQ==\n-----END CERTIFICATE-----\n"
+        body["tls_certificate"] = (
+            "-----BEGIN CERTIFICATE-----\nZmFrZQ==\n-----END CERTIFICATE-----\n"
+        )
     return json_reply(200, body)
 
 

@@ -69,8 +69,11 @@ def validate(body: dict[str, Any]) -> None:
         value = body.get(name)
         if value is None:
             continue
-        if not isinstance(value, int | float) or value > high or value < low or (
-            not low_inclusive and value == low
+        if (
+            not isinstance(value, int | float)
+            or value > high
+            or value < low
+            or (not low_inclusive and value == low)
         ):
             raise _bad(f"{name} is out of range", name)
     for name in ("max_output_tokens", "max_tool_calls"):
@@ -202,7 +205,10 @@ async def non_stream(fake: FakeCloud, req: Request, knobs: Knobs, script: Script
     if script.final is None:
         failed = script.failed or {}
         status = int(failed.get("status_code", 500))
-        err = failed.get("error") or {"message": failed.get("text", "error"), "type": "internal_server_error"}
+        err = failed.get("error") or {
+            "message": failed.get("text", "error"),
+            "type": "internal_server_error",
+        }
         return json_reply(status, envelope(err["message"], err["type"]))
     body = dumps(script.final)
     if script.drop_at is not None:
@@ -211,7 +217,9 @@ async def non_stream(fake: FakeCloud, req: Request, knobs: Knobs, script: Script
     return Reply(200, body)
 
 
-def stream_job(fake: FakeCloud, record: StreamRecord, knobs: Knobs, script: Script, commit) -> StreamJob:
+def stream_job(
+    fake: FakeCloud, record: StreamRecord, knobs: Knobs, script: Script, commit
+) -> StreamJob:
     frames = [frame(e) for e in script.events]
     completed = len(frames) - 1 if script.final is not None else None
 
@@ -234,7 +242,9 @@ def stream_job(fake: FakeCloud, record: StreamRecord, knobs: Knobs, script: Scri
 def http_failure(knobs: Knobs) -> HttpError:
     status = knobs.fail_status or 500
     if knobs.fail_body is not None:
-        return HttpError(Reply(status, knobs.fail_body.encode("utf-8"), "text/plain; charset=utf-8"))
+        return HttpError(
+            Reply(status, knobs.fail_body.encode("utf-8"), "text/plain; charset=utf-8")
+        )
     types = {
         401: "invalid_api_key",
         402: "insufficient_credits",
