@@ -410,3 +410,21 @@ async def test_encryption_header_rules(fake_cloud, cloud_client) -> None:
     assert r.status_code == 400 and r.json()["error"]["type"] == "encryption_requires_streaming"
     r = await cloud_client.post("/responses", json=body, headers={"x-signing-algo": "rsa"})
     assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_parameter"
+
+
+async def test_disconnect_during_silent_gap_is_noticed_without_a_write(fake_cloud, cloud_client):
+    fake, _ = fake_cloud
+    headers = {**JSON, "x-fake-gaps": "2:10000"}
+    async with cloud_client.stream(
+        "POST", "/responses", content=stream_body(), headers=headers
+    ) as r:
+        async for chunk in r.aiter_raw():
+            if b"response.in_progress" in chunk:
+                break
+        closed_at = trio.current_time()
+    record = fake.streams[0]
+    with trio.fail_after(2):
+        await record.disconnect_event.wait()
+        await record.done.wait()
+    assert record.disconnect_time - closed_at < 0.1
+    assert not record.completed and not record.aborted
