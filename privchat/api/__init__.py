@@ -6,11 +6,13 @@ from quart import Blueprint
 
 
 def blueprints() -> list[Blueprint]:
-    from . import admin, auth, frontend, health
+    from . import admin, auth, conversations, files, frontend, health
 
     return [
         health.bp,
         auth.bp,
         admin.bp,
+        conversations.bp,
+        files.bp,
         frontend.bp,  # last: it catches every path nothing else matched
     ]

@@ -1,0 +1,258 @@
+"""`/v1/conversations*` (api.md §2.5): ownership in PostgreSQL, everything else upstream.
+
+Every per-conversation route first checks that the caller owns the id; an unknown, foreign or
+malformed id is 404 `{"error": "Conversation not found"}` and nothing is sent upstream.
+Pass-through routes forward the client's headers (D2) and raw query string (D1) and relay the
+upstream bytes. Create and clone are tracked: the new id is owned before the client hears of it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+import trio
+from quart import Blueprint, Response, g, request
+
+from ..auth.guards import require_session
+from ..errors import ProxyError, json_response, not_found
+from ..services.registry import services
+from ..store import conversations
+from ..tracking import TrackingFailed, conversation_created, conversation_updated, inspect
+from ..upstream import UpstreamError, buffered, client_headers, get_upstream, relay, send_bytes
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("conversations", __name__)
+
+BATCH_SIZE = 1000  # the upstream batch endpoint's limit
+COMPENSATE_SECONDS = 5.0
+
+
+@bp.errorhandler(UpstreamError)
+async def _upstream_error(error: UpstreamError) -> Response:
+    return error.response()  # type: ignore[no-any-return]
+
+
+def _path(conversation_id: str, suffix: str = "") -> str:
+    return f"conversations/{quote(conversation_id, safe='')}{suffix}"
+
+
+async def _request_body() -> AsyncIterator[bytes]:
+    async for chunk in request.body:
+        yield chunk
+
+
+async def _check_access(conversation_id: str) -> None:
+    try:
+        owned = await conversations.owns(services().db, conversation_id, g.user_id)
+    except Exception as exc:
+        log.error("conversation access check failed", extra={"error": type(exc).__name__})
+        raise ProxyError(500, "Failed to get conversation: Database error") from None
+    if not owned:
+        raise not_found()
+
+
+async def _forward(
+    method: str, path: str, *, body: bool
+) -> Any:  # httpx2.Response, kept loose to avoid importing the client type here
+    return await get_upstream().open(
+        method,
+        path,
+        query=request.query_string,
+        headers=client_headers(request.headers),
+        content=_request_body() if body else None,
+    )
+
+
+async def _discard(conversation_id: str) -> None:
+    """Compensation: the new conversation could not be owned, so it must not linger upstream."""
+    with trio.move_on_after(COMPENSATE_SECONDS):
+        try:
+            response = await get_upstream().call("DELETE", _path(conversation_id))
+            log.info("untracked conversation discarded", extra={"status": response.status_code})
+        except UpstreamError:
+            log.warning("untracked conversation could not be discarded")
+
+
+async def _tracked_create(method: str, path: str, *, body: bool) -> Response:
+    upstream = await _forward(method, path, body=body)
+    status, headers, data = await buffered(upstream)
+    obj = inspect(status, headers, data)
+    if obj is not None:
+        try:
+            await conversation_created(g.user_id, obj)
+        except TrackingFailed as exc:
+            if exc.reason == "Database error":
+                await _discard(exc.object_id)
+                raise ProxyError(500, "Failed to track conversation: Database error") from None
+            raise ProxyError(502, f"OpenAI API error: {exc.reason}") from None
+    return await send_bytes(status, headers, data)
+
+
+def _json_or_502(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProxyError(502, f"OpenAI API error: Failed to parse JSON: {exc}") from None
+
+
+@bp.post("/v1/conversations")
+@require_session
+async def create() -> Response:
+    return await _tracked_create("POST", "conversations", body=True)
+
+
+class _ListFailed(Exception):
+    def __init__(self, status: int, inner: str) -> None:
+        super().__init__(inner)
+        self.status = status
+        self.inner = inner
+
+
+async def _batch(chunk: list[str]) -> list[Any]:
+    try:
+        response = await get_upstream().call("POST", "conversations/batch", json={"ids": chunk})
+    except UpstreamError as exc:
+        raise _ListFailed(exc.status, f"OpenAI API error: API error: {exc.message}") from None
+    if response.status_code != 200:
+        raise _ListFailed(
+            502, f"OpenAI API error: OpenAI batch API returned status {response.status_code}"
+        )
+    try:
+        body = json.loads(response.content)
+        data, missing = body["data"], body["missing_ids"]
+        if not isinstance(data, list) or not isinstance(missing, list):
+            raise TypeError("data and missing_ids must be arrays")
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise _ListFailed(
+            502, f"OpenAI API error: Failed to parse JSON: {type(exc).__name__}"
+        ) from None
+    if missing:
+        # Gone upstream (deleted elsewhere, expired): not shown, rows kept (see deviations P7).
+        log.info("conversations missing upstream", extra={"missing": len(missing)})
+    return data
+
+
+@bp.get("/v1/conversations")
+@require_session
+async def list_conversations() -> Response:
+    try:
+        ids = await conversations.list_ids(services().db, g.user_id)
+    except Exception as exc:
+        log.error("conversation list query failed", extra={"error": type(exc).__name__})
+        raise ProxyError(500, "Failed to list conversations: Database error") from None
+    if not ids:
+        return json_response([])
+    chunks = [ids[start : start + BATCH_SIZE] for start in range(0, len(ids), BATCH_SIZE)]
+    results: list[list[Any]] = [[] for _ in chunks]
+    failures: list[_ListFailed] = []
+
+    async with trio.open_nursery() as nursery:
+
+        async def fetch(index: int, chunk: list[str]) -> None:
+            try:
+                results[index] = await _batch(chunk)
+            except _ListFailed as exc:
+                failures.append(exc)
+                nursery.cancel_scope.cancel()  # one failed chunk fails the whole list
+
+        for index, chunk in enumerate(chunks):
+            nursery.start_soon(fetch, index, chunk)
+
+    if failures:
+        failure = failures[0]
+        log.warning("conversation list failed upstream", extra={"status": failure.status})
+        raise ProxyError(failure.status, f"Failed to list conversations: {failure.inner}")
+    position = {conversation_id: n for n, conversation_id in enumerate(ids)}
+    merged = [obj for chunk_data in results for obj in chunk_data]
+    merged.sort(
+        key=lambda obj: position.get(obj.get("id") if isinstance(obj, dict) else None, len(ids))
+    )
+    return json_response(merged)
+
+
+@bp.get("/v1/conversations/<conversation_id>")
+@require_session
+async def get_conversation(conversation_id: str) -> Response:
+    await _check_access(conversation_id)
+    response = await get_upstream().call("GET", _path(conversation_id))
+    if response.status_code == 404:
+        raise not_found()  # tracked here but gone upstream (P6)
+    if response.status_code != 200:
+        raise ProxyError(
+            502, f"OpenAI API error: OpenAI API returned status {response.status_code}"
+        )
+    return json_response(_json_or_502(response.content))
+
+
+@bp.post("/v1/conversations/<conversation_id>")
+@require_session
+async def update_conversation(conversation_id: str) -> Response:
+    await _check_access(conversation_id)
+    upstream = await _forward("POST", _path(conversation_id), body=True)
+    status, headers, data = await buffered(upstream)
+    if inspect(status, headers, data) is not None:
+        await conversation_updated(g.user_id, conversation_id)
+    return await send_bytes(status, headers, data)
+
+
+@bp.delete("/v1/conversations/<conversation_id>")
+@require_session
+async def delete_conversation(conversation_id: str) -> Response:
+    await _check_access(conversation_id)
+    response = await get_upstream().call("DELETE", _path(conversation_id))
+    gone = response.status_code == 404
+    if response.status_code != 200 and not gone:
+        raise ProxyError(
+            502, f"OpenAI API error: OpenAI API returned status {response.status_code}"
+        )
+    body = None if gone else _json_or_502(response.content)
+    try:
+        deleted = await conversations.delete(services().db, conversation_id, g.user_id)
+    except Exception as exc:
+        log.error("conversation delete failed", extra={"error": type(exc).__name__})
+        raise ProxyError(500, "Failed to delete conversation: Database error") from None
+    if gone or not deleted:
+        # Already gone upstream: the stale row is removed and the id is reported missing (P6).
+        raise not_found()
+    return json_response(body)
+
+
+@bp.get("/v1/conversations/<conversation_id>/items")
+@require_session
+async def list_items(conversation_id: str) -> Response:
+    await _check_access(conversation_id)
+    return await relay(await _forward("GET", _path(conversation_id, "/items"), body=False))
+
+
+@bp.post("/v1/conversations/<conversation_id>/items")
+@require_session
+async def create_items(conversation_id: str) -> Response:
+    await _check_access(conversation_id)
+    return await relay(await _forward("POST", _path(conversation_id, "/items"), body=True))
+
+
+@bp.route("/v1/conversations/<conversation_id>/pin", methods=["POST", "DELETE"])
+@require_session
+async def pin(conversation_id: str) -> Response:
+    await _check_access(conversation_id)
+    return await relay(await _forward(request.method, _path(conversation_id, "/pin"), body=False))
+
+
+@bp.route("/v1/conversations/<conversation_id>/archive", methods=["POST", "DELETE"])
+@require_session
+async def archive(conversation_id: str) -> Response:
+    await _check_access(conversation_id)
+    path = _path(conversation_id, "/archive")
+    return await relay(await _forward(request.method, path, body=False))
+
+
+@bp.post("/v1/conversations/<conversation_id>/clone")
+@require_session
+async def clone(conversation_id: str) -> Response:
+    await _check_access(conversation_id)
+    return await _tracked_create("POST", _path(conversation_id, "/clone"), body=False)

@@ -1,0 +1,191 @@
+"""`/v1/files*` (api.md §2.6): upload and content go upstream; list and get come from PostgreSQL.
+
+An unknown, foreign or malformed file id is 404 `{"error": "File not found"}` and nothing is
+sent upstream. The upload body is streamed upstream byte for byte (the multipart boundary in
+the client's `content-type` is kept); the upstream's answer is relayed as received, after the
+new file's row is committed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import AsyncIterator
+from urllib.parse import quote
+
+import trio
+from quart import Blueprint, Response, g, request
+
+from ..auth.guards import require_session
+from ..errors import ProxyError, TextError, json_response, not_found
+from ..services.registry import services
+from ..store import files
+from ..tracking import TrackingFailed, file_uploaded, inspect
+from ..upstream import UpstreamError, buffered, client_headers, get_upstream, relay, send_bytes
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("files", __name__)
+
+DEFAULT_LIMIT = 10_000
+MAX_LIMIT = 10_000
+COMPENSATE_SECONDS = 5.0
+_INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
+
+
+@bp.errorhandler(UpstreamError)
+async def _upstream_error(error: UpstreamError) -> Response:
+    return error.response()  # type: ignore[no-any-return]
+
+
+def _path(file_id: str, suffix: str = "") -> str:
+    return f"files/{quote(file_id, safe='')}{suffix}"
+
+
+def _file_not_found() -> ProxyError:
+    return not_found("File not found")
+
+
+async def _request_body() -> AsyncIterator[bytes]:
+    async for chunk in request.body:
+        yield chunk
+
+
+async def _check_access(file_id: str) -> None:
+    try:
+        owned = await files.owns(services().db, file_id, g.user_id)
+    except Exception as exc:
+        log.error("file access check failed", extra={"error": type(exc).__name__})
+        raise ProxyError(500, "Failed to get file: Database error") from None
+    if not owned:
+        raise _file_not_found()
+
+
+async def _discard(file_id: str) -> None:
+    """Compensation: an upload whose row could not be written must not linger upstream."""
+    with trio.move_on_after(COMPENSATE_SECONDS):
+        try:
+            response = await get_upstream().call("DELETE", _path(file_id))
+            log.info("untracked file discarded", extra={"status": response.status_code})
+        except UpstreamError:
+            log.warning("untracked file could not be discarded")
+
+
+@bp.post("/v1/files")
+@require_session
+async def upload() -> Response:
+    upstream = await get_upstream().open(
+        "POST",
+        "files",
+        query=request.query_string,
+        headers=client_headers(request.headers),
+        content=_request_body(),
+    )
+    status, headers, data = await buffered(upstream)
+    obj = inspect(status, headers, data)
+    if obj is not None:
+        try:
+            await file_uploaded(g.user_id, obj)
+        except TrackingFailed as exc:
+            if exc.reason == "Database error":
+                await _discard(exc.object_id)
+                raise ProxyError(500, "Failed to track file: Database error") from None
+            raise ProxyError(502, f"OpenAI API error: {exc.reason}") from None
+    return await send_bytes(status, headers, data)
+
+
+def _single(name: str) -> str | None:
+    values = request.args.getlist(name)
+    if len(values) > 1:
+        raise TextError(400, f"Failed to deserialize query string: duplicate field `{name}`")
+    return values[0] if values else None
+
+
+@bp.get("/v1/files")
+@require_session
+async def list_files() -> Response:
+    raw_limit, order = _single("limit"), _single("order")
+    after, purpose = _single("after"), _single("purpose")
+    limit = DEFAULT_LIMIT
+    if raw_limit is not None:
+        if not _INTEGER.fullmatch(raw_limit):
+            raise TextError(
+                400, "Failed to deserialize query string: limit: invalid digit found in string"
+            )
+        limit = int(raw_limit)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ProxyError(400, "Invalid limit parameter. Must be between 1 and 10000")
+    order = "desc" if order is None else order
+    if order not in ("asc", "desc"):
+        raise ProxyError(400, "Invalid order parameter. Must be 'asc' or 'desc'")
+    try:
+        page = await files.list_page(
+            services().db,
+            g.user_id,
+            limit=limit,
+            ascending=order == "asc",
+            after=after,
+            purpose=purpose,
+        )
+    except Exception as exc:
+        log.error("file list query failed", extra={"error": type(exc).__name__})
+        raise ProxyError(500, "Failed to list files: Database error") from None
+    body: dict[str, object] = {"object": "list", "data": [f.as_json() for f in page.data]}
+    if page.data:
+        body["first_id"] = page.data[0].id
+        body["last_id"] = page.data[-1].id
+    body["has_more"] = page.has_more
+    return json_response(body)
+
+
+@bp.get("/v1/files/<file_id>")
+@require_session
+async def get_file(file_id: str) -> Response:
+    try:
+        record = await files.get(services().db, file_id, g.user_id)
+    except Exception as exc:
+        log.error("file get failed", extra={"error": type(exc).__name__})
+        raise ProxyError(500, "Failed to get file: Database error") from None
+    if record is None:
+        raise _file_not_found()
+    return json_response(record.as_json())
+
+
+@bp.delete("/v1/files/<file_id>")
+@require_session
+async def delete_file(file_id: str) -> Response:
+    await _check_access(file_id)
+    response = await get_upstream().call("DELETE", _path(file_id))
+    gone = response.status_code == 404
+    if response.status_code != 200 and not gone:
+        raise ProxyError(
+            502, f"OpenAI API error: OpenAI API returned status {response.status_code}"
+        )
+    body = None
+    if not gone:
+        try:
+            body = json.loads(response.content)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ProxyError(502, f"OpenAI API error: Failed to parse JSON: {exc}") from None
+    try:
+        deleted = await files.delete(services().db, file_id, g.user_id)
+    except Exception as exc:
+        log.error("file delete failed", extra={"error": type(exc).__name__})
+        raise ProxyError(500, "Failed to delete file: Database error") from None
+    if gone or not deleted:
+        raise _file_not_found()  # already gone upstream: the stale row is removed (P6)
+    return json_response(body)
+
+
+@bp.get("/v1/files/<file_id>/content")
+@require_session
+async def content(file_id: str) -> Response:
+    await _check_access(file_id)
+    upstream = await get_upstream().open(
+        "GET",
+        _path(file_id, "/content"),
+        query=request.query_string,
+        headers=client_headers(request.headers),
+    )
+    return await relay(upstream)

@@ -1,0 +1,95 @@
+"""Tracked upstream responses: read a decoded copy, record ownership, leave the bytes alone.
+
+api.md §1.8 "Tracked responses", D4: the upstream body is buffered as received; a decoded copy
+(gzip, br, zstd) is parsed to find the new object's `id`; the client then gets the original
+bytes and headers. Only 2xx JSON objects with a string `id` have any effect.
+
+The ownership row is committed here, before the caller answers, so the client can use the id at
+once. The activity row goes through the batched writer. Nothing here logs bodies, titles,
+metadata or file names.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from .services.registry import services
+from .store import conversations, files
+from .upstream import decode
+
+log = logging.getLogger(__name__)
+
+
+class TrackingFailed(Exception):
+    """The ownership row could not be written (database error, or an id owned by another user)."""
+
+    def __init__(self, object_id: str, reason: str) -> None:
+        super().__init__(reason)
+        self.object_id = object_id
+        self.reason = reason
+
+
+def inspect(status: int, headers: list[tuple[str, str]], body: bytes) -> dict[str, Any] | None:
+    """The JSON object of a 2xx tracked response with a string `id`, else None."""
+    if not 200 <= status < 300:
+        return None
+    try:
+        encoding = ", ".join(v for n, v in headers if n.lower() == "content-encoding")
+        obj = json.loads(decode.decoded(body, encoding or None))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
+        return None
+    return obj
+
+
+async def conversation_created(user_id: uuid.UUID, obj: dict[str, Any]) -> str:
+    """A new conversation (create or clone): own it, count it, log the activity."""
+    svc = services()
+    conversation_id: str = obj["id"]
+    try:
+        owned = await conversations.track(svc.db, conversation_id, user_id)
+    except Exception as exc:
+        log.error("conversation tracking failed", extra={"error": type(exc).__name__})
+        raise TrackingFailed(conversation_id, "Database error") from None
+    if not owned:
+        log.error("upstream returned a conversation id that cannot be owned")
+        raise TrackingFailed(conversation_id, "conversation id already in use")
+    svc.metrics.event("conversation.created")
+    svc.activity.record(user_id, "conversation", metadata={"conversation_id": conversation_id})
+    return conversation_id
+
+
+async def conversation_updated(user_id: uuid.UUID, conversation_id: str) -> None:
+    """An update of an owned conversation bumps `updated_at` (list order); never fails the call."""
+    try:
+        await conversations.track(services().db, conversation_id, user_id)
+    except Exception as exc:
+        log.warning("conversation touch failed", extra={"error": type(exc).__name__})
+
+
+async def file_uploaded(user_id: uuid.UUID, obj: dict[str, Any]) -> str | None:
+    """A new file: own it, count it, log the activity.
+
+    Returns None when the upstream object lacks a required field (then, as in the reference,
+    the client still gets its 2xx but the file is not tracked).
+    """
+    svc = services()
+    record = files.FileRecord.from_upstream(obj)
+    if record is None:
+        log.warning("uploaded file object not trackable")
+        return None
+    try:
+        owned = await files.track(svc.db, record, user_id)
+    except Exception as exc:
+        log.error("file tracking failed", extra={"error": type(exc).__name__})
+        raise TrackingFailed(record.id, "Database error") from None
+    if not owned:
+        log.error("upstream returned a file id that cannot be owned")
+        raise TrackingFailed(record.id, "file id already in use")
+    svc.metrics.event("file.uploaded")
+    svc.activity.record(user_id, "file_upload", metadata={"file_id": record.id})
+    return record.id
