@@ -103,14 +103,31 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](args)
-    except ConfigError as exc:
-        print(f"privchat: configuration error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 0
-    except OSError as exc:
-        print(f"privchat: {exc.strerror or exc}", file=sys.stderr)
+    except BaseException as exc:  # noqa: BLE001 - startup failures become one line, not a traceback
+        leaf = _first_error(exc)
+        if isinstance(leaf, KeyboardInterrupt):
+            return 0
+        if isinstance(leaf, ConfigError):
+            print(f"privchat: configuration error: {leaf}", file=sys.stderr)
+            return 2
+        if isinstance(leaf, SystemExit):
+            raise
+        print(f"privchat: {type(leaf).__name__}: {_one_line(leaf)}", file=sys.stderr)
         return 1
+
+
+def _first_error(exc: BaseException) -> BaseException:
+    """The first real error inside (possibly nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = next(
+            (e for e in exc.exceptions if not isinstance(e, trio.Cancelled)), exc.exceptions[0]
+        )
+    return exc
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or repr(exc)
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

@@ -117,12 +117,12 @@ class Config:
     dev: bool = False
     environment: str = "development"
     # database
-    database_url: str | None = None
+    database_url: str | None = field(default=None, repr=False)
     database_host: str = "localhost"
     database_port: int = 5432
     database_name: str = "chat_api"
     database_user: str = "postgres"
-    database_password: str = "postgres"
+    database_password: str = field(default="postgres", repr=False)
     database_max_connections: int = 10
     database_tls_enabled: bool = False
     database_tls_ca_cert_path: Path | None = None

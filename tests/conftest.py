@@ -94,6 +94,9 @@ def _log_to_file() -> Iterator[Path]:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
+    # As in production (observability.setup_logging): HTTP client libraries log request URLs.
+    for noisy in ("hpack", "httpx2", "httpcore", "httpcore2", "asyncio", "trio_asyncio", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     yield LOG_FILE
     root.removeHandler(handler)
     handler.close()

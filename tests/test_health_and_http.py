@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx2
 import trio
+import trio.lowlevel
 
 from privchat import __version__
 from privchat.cors import CorsPolicy
@@ -171,7 +172,7 @@ async def test_rejected_posts_do_not_wedge_keep_alive(server: Running) -> None:
     with trio.fail_after(30):
         for _ in range(100):
             await stream.send_all(head)
-            await trio.sleep(0)
+            await trio.lowlevel.checkpoint()
             await stream.send_all(body)
             while b"\r\n\r\n" not in buffer:
                 buffer += await stream.receive_some(65536)

@@ -11,10 +11,9 @@ import math
 from typing import TypeVar
 
 import trio
-from werkzeug.exceptions import RequestTimeout
-
 from pydantic import BaseModel, ValidationError
 from quart import request
+from werkzeug.exceptions import RequestTimeout
 
 from ..errors import TextError
 

@@ -1,0 +1,172 @@
+"""The process lifecycle: `privchat serve` from the CLI, graceful SIGTERM (D10), streams not cut."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx2
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+from quart import Blueprint, Response
+
+from privchat.app import create_app
+from privchat.config import load_config
+from privchat.observability import Metrics
+from privchat.services.registry import Services
+
+from .dbtools import empty_database, query
+
+BIG = 32 * 1024 * 1024
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _wait_for_line(proc: trio.Process, needle: str, seen: list[str]) -> None:
+    assert proc.stderr is not None
+    buffer = b""
+    while needle not in "".join(seen):
+        chunk = await proc.stderr.receive_some(65536)
+        assert chunk, f"process exited before logging {needle!r}: {''.join(seen)[-2000:]}"
+        buffer += chunk
+        *lines, rest = buffer.split(b"\n")
+        buffer = rest
+        seen.extend(line.decode() + "\n" for line in lines)
+
+
+async def test_serve_migrates_then_sigterm_drains_in_flight_stream(database_url: str, tmp_path: Path) -> None:
+    (tmp_path / "big.bin").write_bytes(os.urandom(1024) * (BIG // 1024))
+    port = _free_port()
+    with empty_database(database_url) as url:
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "SERVER_HOST": "127.0.0.1",
+            "SERVER_PORT": str(port),
+            "FRONTEND_DIR": str(tmp_path),
+            "SHUTDOWN_GRACE_SECONDS": "30",
+            "LOG_FORMAT": "json",
+            "DEV": "true",  # mock attestation: no dstack agent on this machine
+        }
+        seen: list[str] = []
+        proc = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "privchat", "serve"], env=env, stderr=subprocess.PIPE, cwd=tmp_path
+        )
+        try:
+            with trio.fail_after(60):
+                await _wait_for_line(proc, "privchat serving", seen)
+            base = f"http://127.0.0.1:{port}"
+            async with httpx2.AsyncClient(base_url=base) as client:
+                health = await client.get("/health")
+                assert health.status_code == 200 and health.json()["status"] == "ok"
+                tables = query(url, "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'public'")
+                assert tables[0]["n"] == 15  # the 14 tables + the migration history
+
+                async with client.stream("GET", "/big.bin") as stream:
+                    received = 0
+                    chunks = stream.aiter_raw()
+                    received += len(await chunks.__anext__())
+                    proc.send_signal(signal.SIGTERM)
+                    with trio.fail_after(20):
+                        await _wait_for_line(proc, "shutdown requested", seen)
+                        # New connections are refused once the listener closed.
+                        while True:
+                            try:
+                                probe = await trio.open_tcp_stream("127.0.0.1", port)
+                            except OSError:
+                                break
+                            await probe.aclose()
+                            await trio.sleep(0.05)
+                    async for chunk in chunks:  # the in-flight stream still completes
+                        received += len(chunk)
+                    assert received == BIG
+            with trio.fail_after(30):
+                assert await proc.wait() == 0
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
+async def test_streams_outlive_the_framework_response_timeout(autojump_clock: trio.abc.Clock) -> None:
+    """Pitfall 2: Quart's 60 s RESPONSE_TIMEOUT must not cut a streamed body.
+
+    The app is privchat's own factory; a test blueprint streams with a 90 s pause in virtual time.
+    The control run re-enables Quart's timeout and shows the same stream gets cut, so the
+    assertion can fail.
+    """
+    bp = Blueprint("slow", __name__)
+
+    @bp.get("/slow")
+    async def slow() -> Response:
+        async def body():  # noqa: ANN202
+            yield b"first "
+            await trio.sleep(90)
+            yield b"last"
+
+        return Response(body(), content_type="text/plain")
+
+    async def fetch(response_timeout: float | None) -> bytes:
+        config = load_config({}, dev=True)
+        svc = Services(config, None, None, Metrics("test"))  # type: ignore[arg-type]
+        app = create_app(svc)
+        app.register_blueprint(bp)
+        if response_timeout is not None:
+            app.config["RESPONSE_TIMEOUT"] = response_timeout
+        hc = HypercornConfig()
+        hc.bind = ["127.0.0.1:0"]
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(hypercorn_serve, app, hc)
+            async with httpx2.AsyncClient(base_url=binds[0], timeout=None) as client:
+                try:
+                    response = await client.get("/slow")
+                    body = response.content
+                except httpx2.HTTPError:
+                    body = b"<cut>"
+            nursery.cancel_scope.cancel()
+        return body
+
+    assert await fetch(None) == b"first last"
+    assert await fetch(60) != b"first last"
+
+
+async def test_dev_answers_health_within_30s_without_any_configuration(tmp_path: Path) -> None:
+    """`privchat dev` on a machine with no PostgreSQL configured: embedded database, fake upstream."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "OPENAI_", "DEV"))}
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "privchat", "dev", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    try:
+        assert proc.stdout is not None
+        banner = b""
+        with trio.fail_after(30):
+            while b"stop " not in banner:
+                chunk = await proc.stdout.receive_some(65536)
+                assert chunk, banner
+                banner += chunk
+            async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                assert (await client.get("/health")).status_code == 200
+                login = await client.post("/v1/auth/mock-login", json={"email": "dev@example.com"})
+                assert login.status_code == 200
+        assert b"embedded (pgserver)" in banner and b"privchat-dev/echo" in banner
+        proc.send_signal(signal.SIGINT)
+        with trio.fail_after(30):
+            assert await proc.wait() == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
