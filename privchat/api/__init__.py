@@ -6,7 +6,18 @@ from quart import Blueprint
 
 
 def blueprints() -> list[Blueprint]:
-    from . import admin, auth, conversations, files, frontend, health
+    # admin_models adds routes to the admin blueprint.
+    from . import (  # noqa: F401
+        admin,
+        admin_models,
+        auth,
+        conversations,
+        files,
+        frontend,
+        health,
+        models,
+        responses,
+    )
 
     return [
         health.bp,
@@ -14,5 +25,7 @@ def blueprints() -> list[Blueprint]:
         admin.bp,
         conversations.bp,
         files.bp,
+        responses.bp,
+        models.bp,
         frontend.bp,  # last: it catches every path nothing else matched
     ]

@@ -1,0 +1,81 @@
+"""`GET /v1/model/list` (annotated with `public`, §2.8.1) and `GET /v1/signature/{chat_id}`
+(pass-through, §2.8.2). Both forward the client's raw query string (D1)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+from urllib.parse import quote
+
+from quart import Blueprint, Response, request
+
+from ..auth.guards import require_session
+from ..errors import ProxyError
+from ..services.registry import services
+from ..store import models as model_store
+from ..upstream import UpstreamError, buffered, client_headers, get_upstream, relay, send_bytes
+from ..upstream.decode import decoded
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("models", __name__)
+
+
+async def annotate(body: dict[str, Any]) -> dict[str, Any]:
+    """Add `public` to every object in `models`, from the row whose `model_id` is the element's
+    `modelId` (true when there is no row, no `modelId`, or the lookup failed)."""
+    entries = [m for m in body["models"] if isinstance(m, dict)]
+    ids = [m["modelId"] for m in entries if isinstance(m.get("modelId"), str)]
+    try:
+        public = await model_store.public_map(services().db, ids) if ids else {}
+    except Exception as exc:
+        log.warning("model visibility lookup failed", extra={"error": type(exc).__name__})
+        public = {}
+    for entry in entries:
+        model_id = entry.get("modelId")
+        entry["public"] = public.get(model_id, True) if isinstance(model_id, str) else True
+    return body
+
+
+@bp.get("/v1/model/list")
+@require_session
+async def model_list() -> Response:
+    try:
+        upstream = await get_upstream().open(
+            "GET", "model/list", query=request.query_string,
+            headers=client_headers(request.headers),
+        )
+    except UpstreamError as exc:
+        return exc.response()  # type: ignore[no-any-return]
+    if not 200 <= upstream.status_code < 300:
+        return await relay(upstream)
+    try:
+        status, headers, raw = await buffered(upstream)
+    except UpstreamError as exc:
+        raise ProxyError(502, exc.message) from None
+    encoding = ", ".join(v for n, v in headers if n.lower() == "content-encoding")
+    try:
+        body = json.loads(decoded(raw, encoding))  # D4: a compressed list is still annotated
+    except (ValueError, UnicodeDecodeError):
+        return await send_bytes(status, headers, raw)
+    timing = [(n, v) for n, v in headers if n.lower() == "server-timing"]
+    if isinstance(body, dict) and isinstance(body.get("models"), list):
+        body = await annotate(body)
+    out = json.dumps(body, separators=(",", ":")).encode()
+    return await send_bytes(status, [("content-type", "application/json"), *timing], out)
+
+
+@bp.get("/v1/signature/<path:chat_id>")
+@require_session
+async def signature(chat_id: str) -> Response:
+    try:
+        upstream = await get_upstream().open(
+            "GET",
+            f"signature/{quote(chat_id, safe='')}",
+            query=request.query_string,
+            headers=client_headers(request.headers),
+        )
+    except UpstreamError as exc:
+        return exc.response()  # type: ignore[no-any-return]
+    return await relay(upstream)

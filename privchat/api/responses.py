@@ -1,0 +1,172 @@
+"""`POST /v1/responses`: the streaming proxy to the upstream Responses API (api.md §2.7).
+
+Order: session auth → rate limit (§2.7.2, D16) → ban check → balance check queued (§2.7.3) →
+body → model visibility and system prompt (60 s cache) → D5 conversation ownership → tracking →
+upstream opened (status + headers) → relayed byte for byte from inside the request.
+The in-flight slot of the rate limiter is released once the response head is ready.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import trio
+from quart import Blueprint, Response, g, request
+
+from ..auth.guards import require_session
+from ..errors import ProxyError, json_response
+from ..ratelimit import RateLimiter, Rejection
+from ..services.model_settings import ModelSettingsCache
+from ..services.registry import services
+from ..store import bans
+from ..store import conversations as conversation_store
+from ..upstream import UpstreamError, client_headers, get_upstream, relay
+from .jsonbody import read_bytes
+
+if TYPE_CHECKING:
+    from ..services.registry import Services
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("responses", __name__)
+
+
+def _parse(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def conversation_id(body: Any) -> str | None:
+    """The `conversation` named by a request body: a string id or `{"id": "..."}` (D5)."""
+    if not isinstance(body, dict):
+        return None
+    value = body.get("conversation")
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) else None
+
+
+def with_system_prompt(body: dict[str, Any], prompt: str) -> dict[str, Any]:
+    """Step 7: the prompt, then a blank line, then non-empty string instructions."""
+    existing = body.get("instructions")
+    out = dict(body)
+    out["instructions"] = (
+        f"{prompt}\n\n{existing}" if isinstance(existing, str) and existing else prompt
+    )
+    return out
+
+
+def _rate_limited(rejection: Rejection) -> Response:
+    return json_response(
+        rejection.body, 429, headers={"Retry-After": str(rejection.retry_after_seconds)}
+    )
+
+
+@bp.post("/v1/responses")
+@require_session
+async def create_response() -> Response:
+    svc = services()
+    user_id: uuid.UUID = g.user_id
+    limiter: RateLimiter = svc.extras["ratelimit"]
+    outcome = limiter.acquire(user_id)
+    if isinstance(outcome, Rejection):
+        return _rate_limited(outcome)
+    try:
+        return await _proxy(svc, user_id)
+    finally:
+        outcome.release()  # at the response head, not at the end of the stream
+
+
+async def _proxy(svc: Services, user_id: uuid.UUID) -> Response:
+    try:
+        banned = await bans.has_active(svc.db, user_id)
+    except Exception as exc:
+        log.error("ban check failed", extra={"error": type(exc).__name__})
+        raise ProxyError(500, "Failed to verify user ban status") from None
+    if banned:
+        raise ProxyError(403, "Access temporarily restricted. Please try again later.")
+    gate = svc.extras.get("balance")
+    if gate is not None:
+        gate.submit(user_id)
+
+    raw = await read_bytes(limit=svc.config.max_upload_bytes)
+    body = _parse(raw)
+    cache: ModelSettingsCache = svc.extras["model_settings"]
+    model = body.get("model") if isinstance(body, dict) else None
+    extra_headers: list[tuple[str, str]] = []
+    cache_hit: bool | None = None
+    if isinstance(model, str):
+        try:
+            entry, cache_hit = await cache.lookup(model)
+        except Exception as exc:
+            log.error("model settings lookup failed", extra={"error": type(exc).__name__})
+            raise ProxyError(500, "Failed to get model") from None
+        if not entry.public:
+            raise ProxyError(403, "This model is not available")
+        if entry.system_prompt is not None:
+            try:
+                raw = json.dumps(with_system_prompt(body, entry.system_prompt)).encode()
+            except (TypeError, ValueError):
+                raise ProxyError(500, "Failed to modify instructions") from None
+        extra_headers.append(("x-nearai-model-settings-cache", "hit" if cache_hit else "miss"))
+        current = cache.cached(model)
+        if current is not None and current.exists and current.system_prompt is not None:
+            digest = hashlib.sha256(current.system_prompt.encode()).hexdigest()
+            extra_headers.append(("x-nearai-model-system-prompt-sha256", digest))
+
+    conversation = conversation_id(body)
+    if conversation is not None:
+        try:
+            owned = await conversation_store.owns(svc.db, conversation, user_id)
+        except Exception as exc:
+            log.error("conversation ownership check failed", extra={"error": type(exc).__name__})
+            raise ProxyError(500, "Failed to verify conversation") from None
+        if not owned:
+            raise ProxyError(404, "Conversation not found")  # D5, before anything goes upstream
+        try:
+            await conversation_store.track(svc.db, conversation, user_id)
+        except Exception as exc:
+            log.warning("conversation tracking failed", extra={"error": type(exc).__name__})
+
+    try:
+        upstream = await get_upstream().open(
+            "POST",
+            "responses",
+            query=request.query_string,
+            headers=client_headers(request.headers),
+            content=raw,
+        )
+    except UpstreamError as exc:
+        return exc.response()  # type: ignore[no-any-return]
+    status = upstream.status_code
+    if 200 <= status < 300:
+        svc.metrics.event("chat_api.response.created")
+        metadata = (
+            {"model_id": model, "model_settings_cache_hit": bool(cache_hit)}
+            if isinstance(model, str)
+            else None
+        )
+        svc.activity.record(user_id, "response", metadata=metadata)
+    log.info(
+        "response proxied",
+        extra={"user_id": str(user_id), "status": status, "request_bytes": len(raw)},
+    )
+    return await relay(upstream, extra_headers=extra_headers)
+
+
+@asynccontextmanager
+async def open_responses(svc: Services, nursery: trio.Nursery) -> AsyncIterator[None]:
+    """Feature opener: the per-process rate limiter and model-settings cache."""
+    svc.extras["ratelimit"] = RateLimiter()
+    svc.extras["model_settings"] = ModelSettingsCache(svc.db)
+    yield
