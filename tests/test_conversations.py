@@ -322,3 +322,37 @@ async def test_list_five_thousand(env: Env) -> None:
     batches = env.upstream_requests("/v1/conversations/batch")
     assert len(batches) == 5
     assert sorted(len(json.loads(b.body)["ids"]) for b in batches) == [1000] * 5
+
+
+async def _fail_inserts_for(env: Env, table: str, user_id: uuid.UUID) -> str:
+    """A real PostgreSQL failure for this user's inserts into `table` (a trigger)."""
+    name = f"fail_{uuid.uuid4().hex[:12]}"
+    await env.db.execute(
+        "CREATE OR REPLACE FUNCTION privchat_test_fail() RETURNS trigger LANGUAGE plpgsql"
+        " AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$"
+    )
+    await env.db.execute(
+        f"CREATE TRIGGER {name} BEFORE INSERT ON {table} FOR EACH ROW"
+        f" WHEN (NEW.user_id = '{user_id}'::uuid) EXECUTE FUNCTION privchat_test_fail()"
+    )
+    return name
+
+
+async def test_untrackable_create_is_undone(env: Env) -> None:
+    """P9: when the ownership row cannot be written, the client gets a documented 500 instead of
+    an id it could never use, and the new upstream conversation is deleted again."""
+    _, headers, me = await env.user()
+    source = await create(env, headers)
+    trigger = await _fail_inserts_for(env, "conversations", me)
+    try:
+        response = await env.client.post("/v1/conversations", json={}, headers=headers)
+        assert response.status_code == 500
+        assert response.json() == {"error": "Failed to track conversation: Database error"}
+        response = await env.client.post(f"/v1/conversations/{source}/clone", headers=headers)
+        assert response.status_code == 500
+    finally:
+        await env.db.execute(f"DROP TRIGGER {trigger} ON conversations")
+    live = [c.id for c in env.fake.store.conversations.values() if not c.deleted]
+    assert live == [source]  # both new conversations were discarded upstream
+    assert await env.db.fetchval("SELECT count(*) FROM conversations WHERE user_id = $1", me) == 1
+    assert await env.activity(me, "conversation") == [{"conversation_id": source}]

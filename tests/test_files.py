@@ -259,3 +259,33 @@ async def test_upload_with_expiry_and_large_body(env: Env) -> None:
     got = (await env.client.get(f"/v1/files/{obj['id']}", headers=headers)).json()
     assert got["expires_at"] == obj["expires_at"] and got["bytes"] == len(data)
     assert await env.db.fetchval("SELECT user_id FROM files WHERE id = $1", obj["id"]) == me
+
+
+async def test_untrackable_upload_is_undone(env: Env) -> None:
+    """P9: a file whose row cannot be written is deleted upstream; the client gets a 500."""
+    from tests.test_conversations import _fail_inserts_for
+
+    _, headers, me = await env.user()
+    trigger = await _fail_inserts_for(env, "files", me)
+    try:
+        response = await upload(env, headers)
+    finally:
+        await env.db.execute(f"DROP TRIGGER {trigger} ON files")
+    assert response.status_code == 500
+    assert response.json() == {"error": "Failed to track file: Database error"}
+    assert env.fake.store.files == {}
+    assert env.fake.requests[-1].method == "DELETE"
+    assert await env.activity(me, "file_upload") == []
+
+
+async def test_file_tracking_never_transfers_ownership(env: Env) -> None:
+    """P5: the reference's upsert would hand a file to whoever the upstream returns it for;
+    privchat leaves another user's row alone."""
+    _, headers, owner = await env.user()
+    _, _, other = await env.user()
+    file_id = (await upload(env, headers)).json()["id"]
+    record = await files.get(env.db, file_id, owner)
+    assert record is not None
+    assert await files.track(env.db, record, other) is False
+    assert await env.db.fetchval("SELECT user_id FROM files WHERE id = $1", file_id) == owner
+    assert await files.get(env.db, file_id, other) is None
