@@ -8,9 +8,11 @@ import uuid
 from typing import Any
 
 from quart import Response, g, request
+from quart_schema import Info, QuartSchema
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from . import __version__
 from .cors import VARY, CorsPolicy
 from .errors import ApiError, ProxyError, TextError, json_response
 from .services.registry import Services
@@ -34,6 +36,16 @@ def create_app(svc: Services) -> QuartTrio:
         JSON_SORT_KEYS=False,
     )
     app.extensions["privchat"] = svc
+    # OpenAPI document and Swagger UI, at the reference's paths.
+    QuartSchema(
+        app,
+        info=Info(title="privchat", version=__version__, description="Private AI chat backend"),
+        openapi_path="/api-docs/openapi.json",
+        swagger_ui_path="/docs",
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+        convert_casing=False,
+    )
     cors = CorsPolicy.parse(svc.config.cors_allowed_origins)
 
     from .api import blueprints

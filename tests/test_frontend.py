@@ -14,8 +14,8 @@ def _site(root: Path) -> None:
     (root / "assets").mkdir(parents=True)
     (root / "index.html").write_text("<!doctype html><title>spa</title>")
     (root / "assets" / "app-3f9a.js").write_bytes(b"console.log('hi')")
-    (root / "docs").mkdir()
-    (root / "docs" / "index.html").write_text("<p>docs</p>")
+    (root / "guide").mkdir()
+    (root / "guide" / "index.html").write_text("<p>docs</p>")
 
 
 async def test_spa(nursery: trio.Nursery, config, tmp_path: Path) -> None:  # noqa: ANN001
@@ -38,9 +38,9 @@ async def test_spa(nursery: trio.Nursery, config, tmp_path: Path) -> None:  # no
         assert missing.status_code == 404 and "cache-control" not in missing.headers
         head = await client.head("/chat/1")
         assert head.status_code == 200 and head.content == b""
-        redirect = await client.get("/docs")
-        assert redirect.status_code == 307 and redirect.headers["location"].endswith("/docs/")
-        assert (await client.get("/docs/")).text == "<p>docs</p>"
+        redirect = await client.get("/guide")
+        assert redirect.status_code == 307 and redirect.headers["location"].endswith("/guide/")
+        assert (await client.get("/guide/")).text == "<p>docs</p>"
         post = await client.post("/chat/1")
         assert post.status_code == 405 and post.headers["allow"] == "GET,HEAD"
 
