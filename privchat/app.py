@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from typing import Any
 
@@ -15,6 +14,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from . import __version__
 from .cors import VARY, CorsPolicy
 from .errors import ApiError, ProxyError, TextError, json_response
+from .observability import MetricsMiddleware
 from .services.registry import Services
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ def create_app(svc: Services) -> QuartTrio:
         convert_casing=False,
     )
     cors = CorsPolicy.parse(svc.config.cors_allowed_origins)
+    app.asgi_app = MetricsMiddleware(app.asgi_app, svc.metrics)  # type: ignore[method-assign]
 
     from .api import blueprints
 
@@ -55,7 +56,6 @@ def create_app(svc: Services) -> QuartTrio:
 
     @app.before_request
     async def _begin() -> Response | None:
-        g.started = time.perf_counter()
         incoming = request.headers.get("x-request-id", "")
         g.request_id = (
             incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else str(uuid.uuid4())
@@ -78,11 +78,6 @@ def create_app(svc: Services) -> QuartTrio:
         if "x-request-id" not in response.headers:
             response.headers["x-request-id"] = g.get("request_id") or str(uuid.uuid4())
         await _drain_unread_body(response)
-        started = g.get("started")
-        if started is not None:
-            svc.metrics.observe_request(
-                request.method, request.path, response.status_code, time.perf_counter() - started
-            )
         return response
 
     @app.errorhandler(ApiError)

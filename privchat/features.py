@@ -24,7 +24,8 @@ async def open_features(svc: Services, nursery: trio.Nursery) -> AsyncIterator[N
 
 def _openers() -> list:  # type: ignore[type-arg]
     from .api.responses import open_responses
+    from .attestation.service import open_attestation
     from .services.balance import open_balance_gate
     from .upstream.client import open_upstream
 
-    return [open_upstream, open_responses, open_balance_gate]
+    return [open_upstream, open_responses, open_balance_gate, open_attestation]

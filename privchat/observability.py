@@ -128,3 +128,44 @@ def normalize_endpoint(path: str) -> str:
         else:
             out.append(segment)
     return "/".join(out)
+
+
+class MetricsMiddleware:
+    """ASGI wrapper that records each HTTP request when its last body byte is sent (D15).
+
+    It only observes `send`; `receive` passes through untouched, so client disconnects still
+    reach the app (design pitfall 6).
+    """
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        recorded = False
+
+        def record() -> None:
+            nonlocal recorded
+            if not recorded:
+                recorded = True
+                self.metrics.observe_request(
+                    scope["method"], scope["path"], status, time.perf_counter() - started
+                )
+
+        async def observed_send(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                record()
+
+        try:
+            await self.app(scope, receive, observed_send)
+        finally:
+            record()  # cancelled or failed mid-body: still counted, with the time it ran

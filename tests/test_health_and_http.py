@@ -205,3 +205,12 @@ async def test_body_that_never_arrives_times_out(nursery: trio.Nursery, config) 
         data = await stream.receive_some(65536)
     assert data == b"" or data.startswith(b"HTTP/1.1 408")
     await stream.aclose()
+
+
+async def test_metrics_count_requests_by_normalised_endpoint(client: httpx2.AsyncClient) -> None:
+    await client.get("/health")
+    await client.get("/v1/conversations/conv_abc123/items")
+    text = (await client.get("/metrics")).text
+    assert 'chat_api_http_requests_total{endpoint="/health",environment="development",method="GET",status_code="200"}' in text
+    assert 'endpoint="/v1/conversations/{id}/items"' in text
+    assert "chat_api_http_duration_seconds_bucket" in text

@@ -10,6 +10,7 @@ def blueprints() -> list[Blueprint]:
     from . import (  # noqa: F401
         admin,
         admin_models,
+        attestation,
         auth,
         conversations,
         files,
@@ -25,6 +26,7 @@ def blueprints() -> list[Blueprint]:
         admin.bp,
         conversations.bp,
         files.bp,
+        attestation.bp,
         responses.bp,
         models.bp,
         frontend.bp,  # last: it catches every path nothing else matched
