@@ -178,14 +178,15 @@ class Config:
     def patroni_enabled(self) -> bool:
         return self.database_primary_app_id not in ("", "postgres-test")
 
-    def database_dsn(self) -> str:
-        if self.database_url:
+    def database_dsn(self, host: str | None = None, port: int | None = None) -> str:
+        """The DSN of the configured server, or of `host:port` (a Patroni leader)."""
+        if self.database_url and host is None:
             return self.database_url
         user = quote(self.database_user, safe="")
         password = quote(self.database_password, safe="")
         return (
-            f"postgresql://{user}:{password}@{self.database_host}:{self.database_port}/"
-            f"{quote(self.database_name, safe='')}"
+            f"postgresql://{user}:{password}@{host or self.database_host}:"
+            f"{port or self.database_port}/{quote(self.database_name, safe='')}"
         )
 
     def database_target(self) -> str:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import signal
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 
+import httpx2
 import trio
 import trio_asyncio
 from hypercorn.config import Config as HypercornConfig
@@ -28,6 +29,7 @@ from .services.registry import Services
 from .services.supervisor import every, supervise
 from .store import Database
 from .store.migrate import migrate
+from .store.patroni import LeaderFollower, leader_dsn
 
 log = logging.getLogger(__name__)
 
@@ -65,20 +67,30 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
 
     Must run inside `trio_asyncio.open_loop()`.
     """
-    db = await Database.connect(
-        config.database_dsn(),
-        max_size=config.database_max_connections,
-        tls=config.database_tls_enabled,
-    )
-    try:
+    async with AsyncExitStack() as stack:
+        follower: LeaderFollower | None = None
+        dsn = config.database_dsn()
+        if config.patroni_enabled:
+            patroni = await stack.enter_async_context(httpx2.AsyncClient())
+            dsn, leader = await leader_dsn(patroni, config)
+        db = await Database.connect(
+            dsn, max_size=config.database_max_connections, tls=config.database_tls_enabled
+        )
+        stack.push_async_callback(db.close)
+        if config.patroni_enabled:
+            follower = LeaderFollower(config, db, patroni, leader)
         await migrate(db, config.database_migrations_path)
         activity = ActivityWriter(db)
         svc = Services(config, db, activity, Metrics(config.environment))
+        if follower is not None:
+            svc.extras["patroni"] = follower
         async with trio.open_nursery() as nursery:
             nursery.start_soon(supervise, "activity", activity.run)
             nursery.start_soon(
                 supervise, "cleanup", partial(every, CLEANUP_PERIOD, partial(_cleanup, db))
             )
+            if follower is not None:
+                nursery.start_soon(supervise, "patroni", follower.run)
             from .features import open_features
 
             async with open_features(svc, nursery):
@@ -86,8 +98,6 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
             nursery.cancel_scope.cancel()
         with trio.CancelScope(shield=True), trio.move_on_after(10):
             await activity.drain()
-    finally:
-        await db.close()
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,13 @@ class Database:
 
     @classmethod
     async def connect(
-        cls, dsn: str, *, max_size: int = 10, tls: bool = False, connect_timeout: float = 10.0
+        cls,
+        dsn: str,
+        *,
+        max_size: int = 10,
+        tls: bool = False,
+        connect_timeout: float = 10.0,
+        loop: Any = None,
     ) -> Database:
         ssl: Any = False
         if tls:
@@ -87,7 +93,7 @@ class Database:
             ctx.check_hostname = False
             ctx.verify_mode = ssl_module.CERT_NONE
             ssl = ctx
-        loop = trio_asyncio.current_loop.get()
+        loop = loop or trio_asyncio.current_loop.get()
         if loop is None:
             raise RuntimeError("Database.connect must run inside trio_asyncio.open_loop()")
         pool = await trio_asyncio.aio_as_trio(asyncpg.create_pool, loop=loop)(
@@ -100,6 +106,17 @@ class Database:
             init=_init_connection,
         )
         return cls(pool, loop)
+
+    async def reconnect(self, dsn: str, *, max_size: int = 10, tls: bool = False) -> None:
+        """Point every later query at a new pool for `dsn` (a new Patroni leader, D7).
+
+        Queries already running finish on the old pool, which is closed after them.
+        """
+        other = await Database.connect(dsn, max_size=max_size, tls=tls, loop=self._loop)
+        old = self._pool
+        self._pool = other._pool
+        with trio.CancelScope(shield=True), trio.move_on_after(30):
+            await self._aio(old.close)()
 
     async def close(self) -> None:
         with trio.CancelScope(shield=True), trio.move_on_after(10):

@@ -1,0 +1,90 @@
+"""Patroni discovery and leader following (platform.md §1.7, D7)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import trio
+
+from privchat.store.patroni import PatroniError, parse_cluster
+
+from .conftest import start_server
+from .fakes import FakeRequest, Reply, serve_handler
+
+
+def _member(name: str, host: str, role: str, state: str = "running", **extra: Any) -> dict[str, Any]:
+    return {"name": name, "host": host, "port": 5432, "role": role, "state": state, **extra}
+
+
+def test_classification() -> None:
+    cluster = parse_cluster(
+        {
+            "members": [
+                _member("a", "10.0.0.1", "leader"),
+                _member("b", "10.0.0.2", "replica", "streaming", lag="unknown"),
+                _member("c", "10.0.0.3", "sync_standby", lag=1024),
+                _member("d", "10.0.0.4", "replica", "stopped"),
+                _member("e", "10.0.0.5", "standby_leader"),
+                _member("f", "10.0.0.6", "master"),  # the last leader listed wins
+            ]
+        }
+    )
+    assert cluster.leader is not None and cluster.leader.name == "f"
+    assert [m.name for m in cluster.replicas] == ["b", "c"]
+    assert cluster.replicas[0].lag is None and cluster.replicas[1].lag == 1024
+    assert parse_cluster({"members": [_member("x", "h", "replica")]}).leader is None
+    for bad in ({}, {"members": "no"}, {"members": [{"name": "x"}]}):
+        with pytest.raises(PatroniError):
+            parse_cluster(bad)
+
+
+async def test_follows_a_new_leader_without_restart(nursery: trio.Nursery, config, database_url: str) -> None:  # noqa: ANN001
+    parts = urlsplit(database_url)
+    document: dict[str, Any] = {"members": [_member("pg-1", "127.0.0.1", "leader")]}
+    available = True
+
+    async def patroni(request: FakeRequest) -> Reply:
+        assert request.path == "/cluster"
+        return Reply.json(document) if available else Reply(503, b"down")
+
+    base = await nursery.start(serve_handler, patroni)
+    server = await start_server(
+        nursery,
+        config,
+        database_url=None,
+        database_user=parts.username or "postgres",
+        database_password=parts.password or "",
+        database_name=parts.path.lstrip("/"),
+        database_primary_app_id="chat-db",
+        patroni_cluster_url=f"{base}/cluster",
+        database_refresh_interval=3600.0,
+    )
+    db = server.services.db
+    follower = server.services.extras["patroni"]
+    assert follower.leader.host == "127.0.0.1"
+    assert await db.fetchval("SELECT 1") == 1
+
+    available = False  # a failed refresh keeps the current leader
+    await follower.refresh()
+    assert follower.changes == 0 and await db.fetchval("SELECT 2") == 2
+
+    available = True
+    document = {"members": [_member("pg-1", "127.0.0.1", "replica"), _member("pg-2", "localhost", "leader")]}
+    old_pool = db._pool
+    await follower.refresh()
+    assert follower.changes == 1 and follower.leader.name == "pg-2"
+    assert db._pool is not old_pool and old_pool._closed
+    assert await db.fetchval("SELECT 3") == 3  # every query now goes to the new leader's pool
+
+
+async def test_no_leader_stops_startup(nursery: trio.Nursery, config) -> None:  # noqa: ANN001
+    async def patroni(request: FakeRequest) -> Reply:
+        return Reply.json({"members": [_member("pg-1", "127.0.0.1", "replica")]})
+
+    base = await nursery.start(serve_handler, patroni)
+    with pytest.RaisesGroup(pytest.RaisesExc(PatroniError, match="no running leader"), flatten_subgroups=True):
+        await start_server(
+            nursery, config, database_primary_app_id="chat-db", patroni_cluster_url=f"{base}/cluster"
+        )
