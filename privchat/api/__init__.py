@@ -6,23 +6,31 @@ from quart import Blueprint
 
 
 def blueprints() -> list[Blueprint]:
-    # admin_models adds routes to the admin blueprint.
+    # admin_models, admin_users, auth_near and auth_oauth add routes to the admin and auth
+    # blueprints.
     from . import (  # noqa: F401
         admin,
         admin_models,
+        admin_users,
         attestation,
         auth,
+        auth_near,
+        auth_oauth,
+        configs,
         conversations,
         files,
         frontend,
         health,
         models,
         responses,
+        users,
     )
 
     return [
         health.bp,
         auth.bp,
+        users.bp,
+        configs.bp,
         admin.bp,
         conversations.bp,
         files.bp,

@@ -1,13 +1,19 @@
-"""`/v1/auth/*`: login flows and logout (api.md §2.2)."""
+"""`/v1/auth/*`: the blueprint, logout and mock-login (api.md §2.2.4-2.2.5).
+
+The sign-in flows register on the same blueprint: OAuth in `auth_oauth`, NEAR in `auth_near`.
+"""
 
 from __future__ import annotations
 
 import logging
+import uuid
 
 from pydantic import BaseModel
-from quart import Blueprint, Response
+from quart import Blueprint, Response, g
 
+from ..auth import login as login_flow
 from ..auth import sessions
+from ..auth.guards import require_session
 from ..errors import ApiError, json_response
 from ..services.registry import services
 from ..store import users
@@ -17,6 +23,33 @@ from .jsonbody import read_json
 log = logging.getLogger(__name__)
 
 bp = Blueprint("auth", __name__, url_prefix="/v1/auth")
+
+
+class Logout(BaseModel):
+    session_id: uuid.UUID
+
+
+@bp.post("/logout")
+@require_session
+async def logout() -> Response:
+    """Delete any one of the caller's sessions (not necessarily the one in use)."""
+    body = await read_json(Logout)
+    try:
+        outcome = await login_flow.logout(services().db, body.session_id, g.user_id)
+    except Exception:
+        log.exception("logout failed", extra={"user_id": str(g.user_id)})
+        raise ApiError(
+            500, "Failed to logout", "An error occurred while revoking your session"
+        ) from None
+    if outcome == "not_found":
+        raise ApiError(
+            404,
+            "Session id not found",
+            "The provided session id does not match any active session.",
+        )
+    if outcome == "forbidden":
+        raise ApiError(403, "You can only logout your own sessions")
+    return Response("", status=204)
 
 
 class MockLogin(BaseModel):
@@ -40,7 +73,11 @@ async def mock_login() -> Response:
         log.exception("mock login: user lookup failed")
         raise ApiError(500, "Failed to check user") from None
     if user is None:
-        user = await users.create(db, body.email, body.name, body.avatar_url)
+        try:
+            user = await users.create(db, body.email, body.name, body.avatar_url)
+        except Exception:
+            log.exception("mock login: user create failed")
+            raise ApiError(500, "Failed to create user") from None
         if user is None:
             user = await users.get_by_email(db, body.email)
         if user is None:

@@ -81,3 +81,14 @@ async def linked_accounts(db: Database | Connection, user_id: uuid.UUID) -> list
         " WHERE user_id = $1 ORDER BY linked_at DESC",
         user_id,
     )
+
+
+async def list_page(db: Database, limit: int, offset: int) -> tuple[list[User], int]:
+    """Users newest first, and the count of all users (also when `offset` is past the end)."""
+    rows = await db.fetch(
+        f"SELECT {_COLUMNS} FROM users ORDER BY created_at DESC, id LIMIT $1 OFFSET $2",
+        limit,
+        offset,
+    )
+    total = await db.fetchval("SELECT COUNT(*) FROM users")
+    return [User(**dict(row)) for row in rows], int(total)
