@@ -6,10 +6,11 @@ from quart import Blueprint
 
 
 def blueprints() -> list[Blueprint]:
-    # admin_models, admin_users, auth_near and auth_oauth add routes to the admin and auth
+    # admin_analytics, admin_models, admin_users, auth_near and auth_oauth add routes to the admin and auth
     # blueprints.
     from . import (  # noqa: F401
         admin,
+        admin_analytics,
         admin_models,
         admin_users,
         attestation,
