@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import replace
 
 import httpx2
+import trio
 
 from privchat.runtime import Running
+from privchat.upstream import Upstream
 
 from .conftest import auth, login
+from .fakes import FakeRequest, Reply, serve_handler
+from .test_auth_sessions import serve_services
 
 TS_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3}|\.\d{6})?Z$")
 
@@ -22,7 +27,14 @@ async def test_scenario_1_admin_lists_users(client: httpx2.AsyncClient) -> None:
     body = response.json()
     assert set(body) == {"users", "limit", "offset", "total"}
     assert (body["limit"], body["offset"]) == (20, 0)
-    assert set(body["users"][0]) == {"id", "email", "name", "avatar_url", "created_at", "updated_at"}
+    assert set(body["users"][0]) == {
+        "id",
+        "email",
+        "name",
+        "avatar_url",
+        "created_at",
+        "updated_at",
+    }
 
 
 async def test_scenario_2_non_admin_gets_403(client: httpx2.AsyncClient) -> None:
@@ -89,7 +101,9 @@ async def test_scenario_5_non_admin_cannot_revoke(client: httpx2.AsyncClient) ->
     assert response.json()["message"] == "Admin access required"
 
 
-async def test_vpc_revoke_calls_the_registered_hook(client: httpx2.AsyncClient, server: Running) -> None:
+async def test_vpc_revoke_calls_the_registered_hook(
+    client: httpx2.AsyncClient, server: Running
+) -> None:
     class Credentials:
         revoked = 0
 
@@ -178,7 +192,9 @@ async def test_scenario_37_patch_then_read_configs(client: httpx2.AsyncClient) -
 async def test_scenario_38_second_patch_wins(client: httpx2.AsyncClient) -> None:
     """Scenario 38: PATCH initial-model then updated-model → updated-model everywhere."""
     token = await login(client, "test_admin_configs_update@admin.org")
-    await client.patch("/v1/admin/configs", json={"default_model": "initial-model"}, headers=auth(token))
+    await client.patch(
+        "/v1/admin/configs", json={"default_model": "initial-model"}, headers=auth(token)
+    )
     second = await client.patch(
         "/v1/admin/configs", json={"default_model": "updated-model"}, headers=auth(token)
     )
@@ -186,7 +202,9 @@ async def test_scenario_38_second_patch_wins(client: httpx2.AsyncClient) -> None
     read = await client.get("/v1/configs", headers=auth(token))
     assert read.json()["default_model"] == "updated-model"
     # null or absent keeps the stored model (it cannot be cleared)
-    kept = await client.patch("/v1/admin/configs", json={"default_model": None}, headers=auth(token))
+    kept = await client.patch(
+        "/v1/admin/configs", json={"default_model": None}, headers=auth(token)
+    )
     assert kept.json() == {"default_model": "updated-model"}
     assert (await client.patch("/v1/admin/configs", json={}, headers=auth(token))).json() == {
         "default_model": "updated-model"
@@ -223,3 +241,48 @@ async def test_configs_patch_bad_input(client: httpx2.AsyncClient) -> None:
         response = await client.patch("/v1/admin/configs", headers=headers, **kwargs)
         assert response.status_code == status, kwargs
         assert response.headers["content-type"].startswith("text/plain")
+
+
+async def test_configs_patch_checks_the_model_upstream_outside_dev(
+    nursery: trio.Nursery, server: Running
+) -> None:
+    """Outside DEV the default model must exist upstream (§2.10.7 step 1, as §2.10.4 step 2)."""
+    seen: list[str] = []
+
+    async def upstream_handler(request: FakeRequest) -> Reply:
+        seen.append(request.path)
+        if request.path.endswith("/model/org/known"):
+            return Reply.json({"id": "org/known"})
+        if request.path.endswith("/model/broken"):
+            return Reply.json({"error": "boom"}, 500)
+        return Reply.json({"error": "not found"}, 404)
+
+    base = await nursery.start(serve_handler, upstream_handler)
+    config = replace(server.services.config, dev=False, openai_base_url=f"{base}/v1")
+    upstream = Upstream.from_config(config)
+    svc = replace(server.services, config=config, extras={"upstream": upstream})
+    url = await serve_services(nursery, svc)
+    async with httpx2.AsyncClient(base_url=server.url) as dev_client:
+        token = await login(dev_client, "prod@admin.org")
+    try:
+        async with httpx2.AsyncClient(base_url=url) as client:
+            h = auth(token)
+            ok = await client.patch(
+                "/v1/admin/configs", json={"default_model": "org/known"}, headers=h
+            )
+            assert ok.status_code == 200 and ok.json() == {"default_model": "org/known"}
+            missing = await client.patch(
+                "/v1/admin/configs", json={"default_model": "nope"}, headers=h
+            )
+            assert missing.status_code == 400
+            assert missing.json()["message"] == "Model 'nope' does not exist in proxy service"
+            broken = await client.patch(
+                "/v1/admin/configs", json={"default_model": "broken"}, headers=h
+            )
+            assert broken.status_code == 500
+            assert broken.json()["message"] == "Failed to verify model 'broken' with proxy"
+            read = await client.get("/v1/configs", headers=h)
+            assert read.json() == {"default_model": "org/known"}  # failed checks wrote nothing
+    finally:
+        await upstream.aclose()
+    assert seen == ["/v1/model/org/known", "/v1/model/nope", "/v1/model/broken"]

@@ -115,7 +115,10 @@ async def test_start_redirects_with_state_and_pkce(oauth: OAuthEnv) -> None:
         ]  # fmt: skip
         params = {k: v[0] for k, v in parse_qs(query).items()}
         assert params["redirect_uri"] == "http://localhost:8080/v1/auth/callback"  # the default
-        assert params["scope"] == scope and f"scope={scope.replace(' ', '+').replace(':', '%3A')}" in query
+        assert (
+            params["scope"] == scope
+            and f"scope={scope.replace(' ', '+').replace(':', '%3A')}" in query
+        )
         assert params["code_challenge_method"] == "S256" and len(params["state"]) == 22
         row = await oauth.db.fetchrow(
             "SELECT provider, redirect_uri, frontend_callback, code_verifier FROM oauth_states"
@@ -129,7 +132,9 @@ async def test_start_redirects_with_state_and_pkce(oauth: OAuthEnv) -> None:
 
 async def test_google_new_user_then_returning_user(oauth: OAuthEnv) -> None:
     email = unique("ann")
-    oauth.fake.add_google_user(f"g-{uuid.uuid4().hex}", email, name="Ann", picture="https://p/a.png")
+    oauth.fake.add_google_user(
+        f"g-{uuid.uuid4().hex}", email, name="Ann", picture="https://p/a.png"
+    )
     base, params = landing(await oauth.sign_in("google"))
     assert base == f"{FRONTEND}/auth/callback"
     assert params["token"].startswith("sess_") and len(params["token"]) == 37
@@ -195,7 +200,9 @@ async def test_github_new_user_primary_email(oauth: OAuthEnv) -> None:
 
 
 async def test_github_lands_on_frontend_callback(oauth: OAuthEnv) -> None:
-    oauth.fake.add_github_user(7_000_000 + uuid.uuid4().int % 10**6, "fc", emails=[github_email(unique("fc"))])
+    oauth.fake.add_github_user(
+        7_000_000 + uuid.uuid4().int % 10**6, "fc", emails=[github_email(unique("fc"))]
+    )
     base, _ = landing(await oauth.sign_in("github", frontend_callback="https://app.near.ai"))
     assert base == "https://app.near.ai/auth/callback"
 
@@ -260,7 +267,9 @@ async def test_wrong_code_fails(oauth: OAuthEnv) -> None:
     callback = await oauth.authorize("google")
     parts = urlsplit(callback)
     state = parse_qs(parts.query)["state"][0]
-    response = await oauth.client.get("/v1/auth/callback", params={"code": "forged", "state": state})
+    response = await oauth.client.get(
+        "/v1/auth/callback", params={"code": "forged", "state": state}
+    )
     assert response.status_code == 401 and response.json() == CALLBACK_ERROR
 
 
@@ -350,7 +359,9 @@ async def test_d6_frontend_callback_is_checked(oauth: OAuthEnv) -> None:
 
 async def test_invalid_redirect_uri_is_502(oauth: OAuthEnv) -> None:
     for provider, name in (("google", "Google"), ("github", "Github")):
-        response = await oauth.client.get(f"/v1/auth/{provider}", params={"redirect_uri": "not a url"})
+        response = await oauth.client.get(
+            f"/v1/auth/{provider}", params={"redirect_uri": "not a url"}
+        )
         assert response.status_code == 502
         assert response.json() == {
             "code": "bad_gateway",
@@ -384,3 +395,18 @@ async def test_logs_hold_no_secrets(oauth: OAuthEnv) -> None:
     for secret in (email, "Secret Name", params["token"], query["code"][0], query["state"][0]):
         assert secret not in text
     assert "ya29." not in text
+
+
+async def test_unreachable_provider_is_401(nursery: trio.Nursery, config: Config) -> None:
+    """A token endpoint nobody listens on: the callback's 401, not a crash."""
+    server = await start_server(
+        nursery,
+        config,
+        google_authorize_url="http://127.0.0.1:9/auth",
+        google_token_url="http://127.0.0.1:9/token",
+    )
+    async with httpx2.AsyncClient(base_url=server.url) as client:
+        started = await client.get("/v1/auth/google")
+        state = parse_qs(urlsplit(started.headers["location"]).query)["state"][0]
+        response = await client.get("/v1/auth/callback", params={"code": "c", "state": state})
+        assert response.status_code == 401 and response.json() == CALLBACK_ERROR

@@ -22,7 +22,9 @@ from .conftest import auth, login
 TS_OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3}|\.\d{6})?\+00:00$")
 
 
-async def test_mock_login_shape_and_token_format(client: httpx2.AsyncClient, server: Running) -> None:
+async def test_mock_login_shape_and_token_format(
+    client: httpx2.AsyncClient, server: Running
+) -> None:
     email = f"mock-{uuid.uuid4().hex[:8]}@example.com"
     response = await client.post("/v1/auth/mock-login", json={"email": email, "name": "Mock"})
     assert response.status_code == 200
@@ -58,7 +60,9 @@ async def test_mock_login_links_providers(client: httpx2.AsyncClient, server: Ru
         email,
     )
     other = f"x-{uuid.uuid4().hex[:8]}@example.com"
-    ok = await client.post("/v1/auth/mock-login", json={"email": other, "oauth_provider": "myspace"})
+    ok = await client.post(
+        "/v1/auth/mock-login", json={"email": other, "oauth_provider": "myspace"}
+    )
     assert ok.status_code == 200
     assert not await db.fetchval(
         "SELECT COUNT(*) FROM oauth_accounts a JOIN users u ON u.id = a.user_id WHERE u.email = $1",
@@ -92,7 +96,9 @@ async def test_d11_mock_login_absent_without_dev(nursery: trio.Nursery, server: 
         assert not await svc.db.fetchval("SELECT COUNT(*) FROM users WHERE email = 'a@admin.org'")
 
 
-async def test_logout_deletes_only_that_session(client: httpx2.AsyncClient, server: Running) -> None:
+async def test_logout_deletes_only_that_session(
+    client: httpx2.AsyncClient, server: Running
+) -> None:
     email = f"logout-{uuid.uuid4().hex[:8]}@example.com"
     keep = await login(client, email)
     drop = await login(client, email)
@@ -118,7 +124,9 @@ async def test_logout_deletes_only_that_session(client: httpx2.AsyncClient, serv
     }
 
 
-async def test_logout_of_a_foreign_session_is_403(client: httpx2.AsyncClient, server: Running) -> None:
+async def test_logout_of_a_foreign_session_is_403(
+    client: httpx2.AsyncClient, server: Running
+) -> None:
     victim = await login(client)
     attacker = await login(client)
     victim_session = await server.services.db.fetchval(
@@ -128,7 +136,10 @@ async def test_logout_of_a_foreign_session_is_403(client: httpx2.AsyncClient, se
         "/v1/auth/logout", json={"session_id": str(victim_session)}, headers=auth(attacker)
     )
     assert response.status_code == 403
-    assert response.json() == {"code": "forbidden", "message": "You can only logout your own sessions"}
+    assert response.json() == {
+        "code": "forbidden",
+        "message": "You can only logout your own sessions",
+    }
     assert (await client.get("/v1/users/me", headers=auth(victim))).status_code == 200
 
 
@@ -195,7 +206,5 @@ async def test_scenario_53_error_helpers() -> None:
 
     plain = json.loads(await ApiError(400, "nope").response().get_data())
     assert plain == {"code": "bad_request", "message": "nope"}
-    detailed = json.loads(
-        await ApiError(401, "Session not found", "log in").response().get_data()
-    )
+    detailed = json.loads(await ApiError(401, "Session not found", "log in").response().get_data())
     assert detailed == {"code": "unauthorized", "message": "Session not found", "details": "log in"}

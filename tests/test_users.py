@@ -19,7 +19,12 @@ async def test_me_shape_and_linked_accounts(client: httpx2.AsyncClient) -> None:
     email = f"me-{uuid.uuid4().hex[:8]}@near"
     response = await client.post(
         "/v1/auth/mock-login",
-        json={"email": email, "name": "Me", "avatar_url": "https://a/b.png", "oauth_provider": "NEAR"},
+        json={
+            "email": email,
+            "name": "Me",
+            "avatar_url": "https://a/b.png",
+            "oauth_provider": "NEAR",
+        },
     )
     token = response.json()["token"]
     me = await client.get("/v1/users/me", headers=auth(token))
@@ -125,10 +130,19 @@ async def test_post_replaces_and_clears_prompt(client: httpx2.AsyncClient) -> No
     }
     cleared = await client.post(
         "/v1/users/me/settings",
-        json={"notification": False, "web_search": True, "appearance": "Light", "system_prompt": None},
+        json={
+            "notification": False,
+            "web_search": True,
+            "appearance": "Light",
+            "system_prompt": None,
+        },
         headers=h,
     )
-    assert cleared.json()["settings"] == {"notification": False, "web_search": True, "appearance": "Light"}
+    assert cleared.json()["settings"] == {
+        "notification": False,
+        "web_search": True,
+        "appearance": "Light",
+    }
     read = await client.get("/v1/users/me/settings", headers=h)
     assert read.json()["settings"] == cleared.json()["settings"]
 
@@ -161,18 +175,28 @@ async def test_system_prompt_limit_is_65536_bytes(client: httpx2.AsyncClient) ->
     h = auth(await login(client))
     base = {"notification": False, "web_search": True, "appearance": "System"}
     at_limit = "é" * 32768  # 65,536 UTF-8 bytes
-    ok = await client.post("/v1/users/me/settings", json={**base, "system_prompt": at_limit}, headers=h)
+    ok = await client.post(
+        "/v1/users/me/settings", json={**base, "system_prompt": at_limit}, headers=h
+    )
     assert ok.status_code == 200
     over = "é" * 32768 + "a"
-    for method, body in (("POST", {**base, "system_prompt": over}), ("PATCH", {"system_prompt": over})):
+    for method, body in (
+        ("POST", {**base, "system_prompt": over}),
+        ("PATCH", {"system_prompt": over}),
+    ):
         response = await client.request(method, "/v1/users/me/settings", json=body, headers=h)
         assert response.status_code == 400
-        assert response.json() == {"code": "bad_request", "message": "System prompt exceeds max length"}
+        assert response.json() == {
+            "code": "bad_request",
+            "message": "System prompt exceeds max length",
+        }
     read = await client.get("/v1/users/me/settings", headers=h)
     assert read.json()["settings"]["system_prompt"] == at_limit
 
 
-async def test_stored_settings_fill_missing_fields(client: httpx2.AsyncClient, server: Running) -> None:
+async def test_stored_settings_fill_missing_fields(
+    client: httpx2.AsyncClient, server: Running
+) -> None:
     """Old rows stay readable: missing fields come from the defaults."""
     token = await login(client)
     me = (await client.get("/v1/users/me", headers=auth(token))).json()
@@ -192,7 +216,9 @@ async def test_configs_null_without_row(client: httpx2.AsyncClient, server: Runn
     response = await client.get("/v1/configs", headers=auth(token))
     assert response.status_code == 200
     assert response.content == b"null"
-    await server.services.db.execute("INSERT INTO system_configs (key, value) VALUES ('config', '{}')")
+    await server.services.db.execute(
+        "INSERT INTO system_configs (key, value) VALUES ('config', '{}')"
+    )
     assert (await client.get("/v1/configs", headers=auth(token))).json() == {}
 
 
