@@ -120,7 +120,8 @@ async def serve(
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run privchat until `shutdown` is set or SIGTERM/SIGINT arrives."""
-    shutdown = shutdown or trio.Event()
+    if shutdown is None:
+        shutdown = trio.Event()
     async with trio_asyncio.open_loop(), open_services(config) as svc:
         app = create_app(svc)
         async with trio.open_nursery() as nursery:

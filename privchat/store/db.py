@@ -27,6 +27,17 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+class _PooledConnection(asyncpg.Connection):  # type: ignore[misc]
+    """Skips asyncpg's reset query on release: one round trip less per pooled query.
+
+    privchat sets no session state (no SET, LISTEN or cursors); open transactions are still
+    rolled back on release, and the one advisory lock (migrations) is released explicitly.
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 class Connection:
     """One checked-out connection: queries, and transactions on it."""
 
@@ -104,6 +115,7 @@ class Database:
             timeout=connect_timeout,
             command_timeout=60,
             init=_init_connection,
+            connection_class=_PooledConnection,
         )
         return cls(pool, loop)
 

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import trio
+
 from .db import Database
 
 log = logging.getLogger(__name__)
@@ -106,5 +108,6 @@ async def migrate(db: Database, directory: Path | None = None) -> list[int]:
                 log.info("migration applied", extra={"version": migration.version})
                 applied_now.append(migration.version)
         finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+            with trio.CancelScope(shield=True):
+                await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
     return applied_now
