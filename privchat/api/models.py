@@ -16,6 +16,7 @@ from ..services.registry import services
 from ..store import models as model_store
 from ..upstream import UpstreamError, buffered, client_headers, get_upstream, relay, send_bytes
 from ..upstream.decode import decoded
+from ..upstream.relay import timed
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ async def annotate(body: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.get("/v1/model/list")
+@timed
 @require_session
 async def model_list() -> Response:
     try:
@@ -67,6 +69,7 @@ async def model_list() -> Response:
 
 
 @bp.get("/v1/signature/<path:chat_id>")
+@timed
 @require_session
 async def signature(chat_id: str) -> Response:
     try:

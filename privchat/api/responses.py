@@ -27,6 +27,7 @@ from ..services.registry import services
 from ..store import bans
 from ..store import conversations as conversation_store
 from ..upstream import UpstreamError, client_headers, get_upstream, relay
+from ..upstream.relay import timed
 from .jsonbody import read_bytes
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ def _rate_limited(rejection: Rejection) -> Response:
 
 
 @bp.post("/v1/responses")
+@timed
 @require_session
 async def create_response() -> Response:
     svc = services()

@@ -15,11 +15,12 @@ for the upstream's response head, and privchat's own time before the head went o
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2
 import trio
@@ -45,6 +46,7 @@ HOP_BY_HOP = frozenset(
 # Not relayed because privchat sets its own: the server adds `date`; CORS is privchat's policy.
 OWN_HEADERS = frozenset({"date", "server"})
 CLOSE_TIMEOUT = 1.0
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 OnEnd = Callable[[str, int], None]  # (outcome "complete"|"aborted"|"cancelled", bytes relayed)
 
@@ -74,10 +76,23 @@ def response_headers(upstream: httpx2.Response) -> list[tuple[str, str]]:
     return out
 
 
+def timed(handler: F) -> F:
+    """Decorate a proxying route (outermost, before the auth guard) so `Server-Timing` can
+    count privchat's own time from the moment the handler started."""
+
+    @functools.wraps(handler)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        g.proxy_started = time.perf_counter()
+        return await handler(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def server_timing(upstream_seconds: float) -> str:
     own = 0.0
-    if has_request_context() and g.get("started") is not None:
-        own = max(0.0, time.perf_counter() - g.started - upstream_seconds)
+    started = g.get("proxy_started") if has_request_context() else None
+    if started is not None:
+        own = max(0.0, time.perf_counter() - started - upstream_seconds)
     return f"upstream;dur={upstream_seconds * 1000:.2f}, privchat;dur={own * 1000:.2f}"
 
 

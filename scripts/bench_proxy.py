@@ -1,0 +1,394 @@
+"""Benchmark of privchat's streaming proxy against the fake NEAR AI Cloud, on loopback.
+
+Starts the fake (`python -m privchat.devtools.fake_cloud`) and privchat (`python -m privchat serve`)
+as separate processes, on a throwaway PostgreSQL database (created on 127.0.0.1:5432, dropped at
+the end), makes users with mock-login (DEV=true), and measures, against the fake directly in the
+same run:
+
+- time to first byte (first SSE event) p50/p99 at 1 and 16 paced clients and 64 back to back;
+- per-event relay delay (arrival of event i after event 0, via privchat minus direct);
+- streamed responses per second (64 back to back), as a ratio of direct;
+- privchat's RSS growth with 1,000 concurrent open streams (and per stream);
+- client disconnect to upstream disconnect p99 (the fake's clock is calibrated by direct
+  disconnects; the estimate is biased low by the direct disconnect's own latency, ~0.1 ms).
+
+Users are drawn from a pool so no user sends more than one request per 1.05 s (the per-user
+rate limit of /v1/responses). Prints a table and writes JSON (`--out`).
+
+    python scripts/bench_proxy.py [--out bench_proxy.json] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx2
+import psutil
+import trio
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_DSN = os.environ.get("BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+KEY = "sk-bench"
+BODY = json.dumps(
+    {"model": "privchat-dev/echo", "input": [{"role": "user", "content": "Say hello"}], "stream": True}
+).encode()
+JSON = {"content-type": "application/json"}
+RATE_GAP = 1.05
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+class Users:
+    """Session tokens; a token is free again RATE_GAP seconds after its request ended (the
+    server's window starts when it accepts the request, which can lag behind under load)."""
+
+    def __init__(self, tokens: list[str]) -> None:
+        self.queue: deque[tuple[float, str]] = deque((0.0, t) for t in tokens)
+
+    async def take(self) -> str:
+        while True:
+            if not self.queue:
+                await trio.sleep(0.001)
+                continue
+            ready_at, token = self.queue.popleft()
+            wait = ready_at - time.perf_counter()
+            if wait <= 0:
+                return token
+            self.queue.appendleft((ready_at, token))
+            await trio.sleep(wait)
+
+    def done(self, token: str) -> None:
+        self.queue.append((time.perf_counter() + RATE_GAP, token))
+
+
+class Target:
+    def __init__(self, name: str, url: str, users: Users | None) -> None:
+        self.name = name
+        self.url = url  # full URL of the responses endpoint
+        self.users = users
+
+    async def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        token = await self.users.take() if self.users else KEY
+        return {**JSON, "authorization": f"Bearer {token}", **(extra or {})}
+
+    def done(self, headers: dict[str, str]) -> None:
+        if self.users:
+            self.users.done(headers["authorization"].removeprefix("Bearer "))
+
+
+async def one_stream(client: httpx2.AsyncClient, target: Target, knobs: dict[str, str]) -> tuple[float, list[float]]:
+    """(TTFB, arrival time of each chunk relative to the request start)."""
+    headers = await target.headers(knobs)
+    start = time.perf_counter()
+    arrivals: list[float] = []
+    try:
+        async with client.stream("POST", target.url, content=BODY, headers=headers) as r:
+            if r.status_code != 200:
+                raise RuntimeError(f"{target.name}: HTTP {r.status_code}")
+            async for _ in r.aiter_raw():
+                arrivals.append(time.perf_counter() - start)
+    finally:
+        target.done(headers)
+    return arrivals[0], arrivals
+
+
+async def paced(client: httpx2.AsyncClient, target: Target, clients: int, per_client: int, period: float) -> list[float]:
+    ttfbs: list[float] = []
+
+    async def worker(offset: float) -> None:
+        await trio.sleep(offset)
+        next_at = time.perf_counter()
+        for _ in range(per_client):
+            ttfb, _ = await one_stream(client, target, {"x-fake-deltas": "8"})
+            ttfbs.append(ttfb)
+            next_at += period
+            await trio.sleep(max(0.0, next_at - time.perf_counter()))
+
+    async with trio.open_nursery() as nursery:
+        for i in range(clients):
+            nursery.start_soon(worker, period * i / clients)
+    return ttfbs
+
+
+async def back_to_back(client: httpx2.AsyncClient, target: Target, clients: int, seconds: float) -> tuple[list[float], float]:
+    ttfbs: list[float] = []
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            ttfb, _ = await one_stream(client, target, {"x-fake-deltas": "8"})
+            ttfbs.append(ttfb)
+            done += 1
+
+    started = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for _ in range(clients):
+            nursery.start_soon(worker)
+    return ttfbs, done / (time.perf_counter() - started)
+
+
+async def event_delays(client: httpx2.AsyncClient, target: Target, runs: int) -> list[list[float]]:
+    out = []
+    for _ in range(runs):
+        _, arrivals = await one_stream(client, target, {"x-fake-deltas": "20", "x-fake-delay-ms": "20"})
+        out.append([a - arrivals[0] for a in arrivals])
+    return out
+
+
+async def fake_streams(client: httpx2.AsyncClient, fake: str) -> list[dict[str, Any]]:
+    r = await client.get(f"{fake}/_fake/streams")
+    return r.json()["streams"]
+
+
+async def cancel_latencies(client: httpx2.AsyncClient, target: Target, fake: str, runs: int) -> list[float]:
+    """Close the client connection mid-stream; return the fake's disconnect time per run
+    (fake clock) paired with our close time (perf_counter): (fake_time - close_time)."""
+    diffs = []
+    for _ in range(runs):
+        await client.post(f"{fake}/_fake/reset")
+        headers = await target.headers({"x-fake-deltas": "400", "x-fake-delay-ms": "20"})
+        async with httpx2.AsyncClient(timeout=30) as own:  # its own connection, closed below
+            async with own.stream("POST", target.url, content=BODY, headers=headers) as r:
+                async for _ in r.aiter_raw():
+                    break
+                closed_at = time.perf_counter()
+        target.done(headers)
+        for _ in range(200):
+            streams = await fake_streams(client, fake)
+            if streams and streams[0]["disconnect_time"] is not None:
+                break
+            await trio.sleep(0.01)
+        diffs.append(streams[0]["disconnect_time"] - closed_at)
+    return diffs
+
+
+async def open_many(target: Target, count: int, pid: int) -> dict[str, float]:
+    proc = psutil.Process(pid)
+    before = proc.memory_info().rss
+    heads = 0
+    all_open = trio.Event()
+    release = trio.Event()
+    limits = httpx2.Limits(max_connections=count + 10, max_keepalive_connections=0)
+    async with httpx2.AsyncClient(timeout=120, limits=limits) as client:
+
+        opening = trio.Semaphore(50)  # the listen backlog is ~100: open at a bounded rate
+
+        async def hold() -> None:
+            nonlocal heads
+            headers = await target.headers({"x-fake-first-delay-ms": "600000"})
+            await opening.acquire()
+            async with client.stream("POST", target.url, content=BODY, headers=headers) as r:
+                opening.release()
+                assert r.status_code == 200, r.status_code
+                heads += 1
+                if heads == count:
+                    all_open.set()
+                await release.wait()
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(count):
+                nursery.start_soon(hold)
+            with trio.fail_after(120):
+                await all_open.wait()
+            await trio.sleep(1.0)
+            during = proc.memory_info().rss
+            release.set()
+            nursery.cancel_scope.cancel()
+    return {"rss_before_mb": before / 2**20, "rss_open_mb": during / 2**20,
+            "growth_mb": (during - before) / 2**20, "per_stream_kb": (during - before) / count / 1024}
+
+
+async def wait_http(url: str) -> None:
+    async with httpx2.AsyncClient(timeout=2) as client:
+        with trio.fail_after(60):
+            while True:
+                try:
+                    await client.get(url)
+                    return
+                except httpx2.TransportError:
+                    await trio.sleep(0.1)
+
+
+async def make_users(base: str, count: int) -> list[str]:
+    tokens: list[str] = []
+    limiter = trio.CapacityLimiter(16)
+    async with httpx2.AsyncClient(base_url=base, timeout=60) as client:
+
+        async def one(i: int) -> None:
+            async with limiter:
+                r = await client.post(
+                    "/v1/auth/mock-login", json={"email": f"bench-{i}-{uuid.uuid4().hex[:6]}@example.com", "name": "B"}
+                )
+                tokens.append(r.json()["token"])
+
+        async with trio.open_nursery() as nursery:
+            for i in range(count):
+                nursery.start_soon(one, i)
+    return tokens
+
+
+async def run(args: argparse.Namespace, fake_url: str, privchat_url: str, pid: int) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    n_users = 1000 + 64 * 4 if not args.quick else 300
+    tokens = await make_users(privchat_url, n_users)
+    users = Users(tokens[: len(tokens) - (1000 if not args.quick else 100)])
+    direct = Target("direct", f"{fake_url}/v1/responses", None)
+    via = Target("privchat", f"{privchat_url}/v1/responses", users)
+    limits = httpx2.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx2.AsyncClient(timeout=60, limits=limits) as client:
+        # warm-up
+        for t in (direct, via):
+            for _ in range(5):
+                await one_stream(client, t, {})
+        scale = 0.3 if args.quick else 1.0
+        for label, clients, per_client, period in (
+            ("paced_1", 1, int(100 * scale), 0.1),
+            ("paced_16", 16, int(15 * scale), 16 / 15),
+        ):
+            d = await paced(client, direct, clients, per_client, period)
+            v = await paced(client, via, clients, per_client, period)
+            results[label] = {
+                "direct_ms": {"p50": ms(pct(d, 50)), "p99": ms(pct(d, 99))},
+                "privchat_ms": {"p50": ms(pct(v, 50)), "p99": ms(pct(v, 99))},
+                "overhead_ms": {"p50": ms(pct(v, 50) - pct(d, 50)), "p99": ms(pct(v, 99) - pct(d, 99))},
+                "samples": len(v),
+            }
+        seconds = 4 if args.quick else 10
+        d, d_rate = await back_to_back(client, direct, 64, seconds)
+        v, v_rate = await back_to_back(client, via, 64, seconds)
+        results["b2b_64"] = {
+            "direct_ms": {"p50": ms(pct(d, 50)), "p99": ms(pct(d, 99))},
+            "privchat_ms": {"p50": ms(pct(v, 50)), "p99": ms(pct(v, 99))},
+            "overhead_ms": {"p50": ms(pct(v, 50) - pct(d, 50)), "p99": ms(pct(v, 99) - pct(d, 99))},
+            "streams_per_s": {"direct": round(d_rate, 1), "privchat": round(v_rate, 1), "ratio": round(v_rate / d_rate, 3)},
+        }
+        await trio.sleep(RATE_GAP)
+        runs = 5 if args.quick else 15
+        dd = await event_delays(client, direct, runs)
+        vd = await event_delays(client, via, runs)
+        per_event = [
+            v_run[i] - statistics.median(d_run[i] for d_run in dd if len(d_run) > i)
+            for v_run in vd for i in range(1, len(v_run))
+        ]
+        results["per_event_delay_ms"] = {"p50": ms(pct(per_event, 50)), "p99": ms(pct(per_event, 99)), "events": len(per_event)}
+        # disconnect -> upstream cancel
+        offset = min(await cancel_latencies(client, direct, fake_url, 20 if not args.quick else 5))
+        via_diffs = await cancel_latencies(client, via, fake_url, 50 if not args.quick else 10)
+        lat = [x - offset for x in via_diffs]
+        results["cancel_ms"] = {"p50": ms(pct(lat, 50)), "p99": ms(pct(lat, 99)), "max": ms(max(lat)), "runs": len(lat)}
+    count = 1000 if not args.quick else 100
+    results["open_streams"] = {"count": count, **{k: round(v, 2) for k, v in (await open_many(
+        Target("privchat", f"{privchat_url}/v1/responses", Users(tokens[-count:])), count, pid)).items()}}
+    return results
+
+
+def table(results: dict[str, Any]) -> str:
+    rows = [("metric", "direct", "privchat", "overhead / value", "target")]
+    for label, target in (("paced_1", ""), ("paced_16", "p50 <= 2 ms, p99 <= 10 ms"), ("b2b_64", "(saturated)")):
+        r = results[label]
+        for p in ("p50", "p99"):
+            rows.append((f"TTFB {label} {p} (ms)", str(r["direct_ms"][p]), str(r["privchat_ms"][p]),
+                         str(r["overhead_ms"][p]), target if p == "p50" else ""))
+    s = results["b2b_64"]["streams_per_s"]
+    rows.append(("streams/s, 64 back to back", str(s["direct"]), str(s["privchat"]), f"ratio {s['ratio']}", ""))
+    e = results["per_event_delay_ms"]
+    rows.append(("per-event relay delay p50/p99 (ms)", "", "", f"{e['p50']} / {e['p99']}", ""))
+    o = results["open_streams"]
+    rows.append((f"RSS growth, {o['count']} open streams (MB)", "", f"{o['rss_before_mb']} -> {o['rss_open_mb']}",
+                 f"{o['growth_mb']} ({o['per_stream_kb']} KB/stream)", "<= 150 MB"))
+    c = results["cancel_ms"]
+    rows.append(("disconnect -> upstream cancel p50/p99 (ms)", "", "", f"{c['p50']} / {c['p99']}", "p99 <= 50 ms"))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="bench_proxy.json")
+    parser.add_argument("--quick", action="store_true", help="fewer samples (smoke run)")
+    args = parser.parse_args()
+    db_name = f"privchat_bench_{uuid.uuid4().hex[:10]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(ADMIN_DSN)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{db_name}"'))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        fake_port, port = free_port(), free_port()
+        env = dict(os.environ)
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "privchat.devtools.fake_cloud", "--port", str(fake_port), "--api-key", KEY],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+        ))
+        dsn = ADMIN_DSN.rsplit("/", 1)[0] + "/" + db_name
+        env.update({
+            "DATABASE_URL": dsn, "SERVER_HOST": "127.0.0.1", "SERVER_PORT": str(port), "DEV": "true",
+            "OPENAI_BASE_URL": f"http://127.0.0.1:{fake_port}/v1", "OPENAI_API_KEY": KEY,
+            "LOG_LEVEL": "warn", "DATABASE_MAX_CONNECTIONS": "10",
+        })
+        procs.append(subprocess.Popen([sys.executable, "-m", "privchat", "serve"], cwd=ROOT, env=env,
+                                      stdout=subprocess.DEVNULL))
+        fake_url, privchat_url = f"http://127.0.0.1:{fake_port}", f"http://127.0.0.1:{port}"
+
+        async def go() -> dict[str, Any]:
+            await wait_http(f"{fake_url}/_fake/config")
+            await wait_http(f"{privchat_url}/health")
+            return await run(args, fake_url, privchat_url, procs[1].pid)
+
+        results = trio.run(go)
+        results["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+        print(table(results))
+        Path(args.out).write_text(json.dumps(results, indent=2))
+        print(f"\nwrote {args.out}")
+        return 0
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
