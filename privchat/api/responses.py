@@ -1,6 +1,7 @@
 """`POST /v1/responses`: the streaming proxy to the upstream Responses API (api.md §2.7).
 
-Order: session auth → rate limit (§2.7.2, D16) → ban check → balance check queued (§2.7.3) →
+Order: session auth (which also reads the ban status) → rate limit (§2.7.2, D16) → ban check →
+balance check queued (§2.7.3) →
 body → model visibility and system prompt (60 s cache) → D5 conversation ownership → tracking →
 upstream opened (status + headers) → relayed byte for byte from inside the request.
 The in-flight slot of the rate limiter is released once the response head is ready.
@@ -24,7 +25,6 @@ from ..errors import ProxyError, json_response
 from ..ratelimit import RateLimiter, Rejection
 from ..services.model_settings import ModelSettingsCache
 from ..services.registry import services
-from ..store import bans
 from ..store import conversations as conversation_store
 from ..upstream import UpstreamError, client_headers, get_upstream, relay
 from ..upstream.relay import timed
@@ -90,12 +90,7 @@ async def create_response() -> Response:
 
 
 async def _proxy(svc: Services, user_id: uuid.UUID) -> Response:
-    try:
-        banned = await bans.has_active(svc.db, user_id)
-    except Exception as exc:
-        log.error("ban check failed", extra={"error": type(exc).__name__})
-        raise ProxyError(500, "Failed to verify user ban status") from None
-    if banned:
+    if g.banned:  # read with the session, in the same round trip
         raise ProxyError(403, "Access temporarily restricted. Please try again later.")
     gate = svc.extras.get("balance")
     if gate is not None:
@@ -128,17 +123,13 @@ async def _proxy(svc: Services, user_id: uuid.UUID) -> Response:
 
     conversation = conversation_id(body)
     if conversation is not None:
-        try:
-            owned = await conversation_store.owns(svc.db, conversation, user_id)
+        try:  # ownership check and tracking (updated_at) in one statement
+            owned = await conversation_store.touch(svc.db, conversation, user_id)
         except Exception as exc:
             log.error("conversation ownership check failed", extra={"error": type(exc).__name__})
             raise ProxyError(500, "Failed to verify conversation") from None
         if not owned:
             raise ProxyError(404, "Conversation not found")  # D5, before anything goes upstream
-        try:
-            await conversation_store.track(svc.db, conversation, user_id)
-        except Exception as exc:
-            log.warning("conversation tracking failed", extra={"error": type(exc).__name__})
 
     try:
         upstream = await get_upstream().open(

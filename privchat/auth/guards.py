@@ -65,6 +65,7 @@ async def authenticate() -> sessions.Session:
         )
     g.user_id = session.user_id
     g.session_id = session.id
+    g.banned = session.banned
     return session
 
 

@@ -33,6 +33,7 @@ class Session:
     created_at: datetime
     expires_at: datetime
     token: str | None = None  # only known right after creation
+    banned: bool = False  # an active ban, read in the same round trip as the session
 
 
 async def create(conn: Connection | Database, user_id: uuid.UUID) -> Session:
@@ -51,13 +52,19 @@ async def create(conn: Connection | Database, user_id: uuid.UUID) -> Session:
 
 
 async def find(db: Database, token: str) -> Session | None:
+    """The session of `token`, with its user's ban status (one round trip for both)."""
     row = await db.fetchrow(
-        "SELECT id, user_id, created_at, expires_at FROM sessions WHERE token_hash = $1",
+        "SELECT s.id, s.user_id, s.created_at, s.expires_at, EXISTS ("
+        "  SELECT 1 FROM user_bans b WHERE b.user_id = s.user_id AND b.revoked_at IS NULL"
+        "  AND (b.expires_at IS NULL OR b.expires_at > NOW())"
+        ") AS banned FROM sessions s WHERE s.token_hash = $1",
         hash_token(token),
     )
     if row is None:
         return None
-    return Session(row["id"], row["user_id"], row["created_at"], row["expires_at"])
+    return Session(
+        row["id"], row["user_id"], row["created_at"], row["expires_at"], banned=row["banned"]
+    )
 
 
 async def delete(db: Database, session_id: uuid.UUID, user_id: uuid.UUID) -> bool:

@@ -36,6 +36,21 @@ async def owns(db: Database | Connection, conversation_id: str, user_id: uuid.UU
     )
 
 
+async def touch(db: Database | Connection, conversation_id: str, user_id: uuid.UUID) -> bool:
+    """`owns` and a bump of `updated_at` in one round trip: True iff the caller owns the row."""
+    if not well_formed(conversation_id):
+        return False
+    return (
+        await db.fetchval(
+            "UPDATE conversations SET updated_at = NOW() WHERE id = $1 AND user_id = $2"
+            " RETURNING TRUE",
+            conversation_id,
+            user_id,
+        )
+        is True
+    )
+
+
 async def track(db: Database | Connection, conversation_id: str, user_id: uuid.UUID) -> bool:
     """Record that `user_id` owns `conversation_id`, or bump `updated_at` if it already does.
 
