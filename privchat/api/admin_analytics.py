@@ -12,6 +12,7 @@ from ..services.registry import services
 from ..store import analytics
 from ..timefmt import ts_z
 from .admin import bp
+from .query import query_int
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +65,7 @@ async def summary() -> Response:
 @bp.get("/analytics/top-users")
 async def top_users() -> Response:
     start, end = _window()
-    raw = request.args.get("limit", "10")
-    try:
-        limit = int(raw, 10)
-    except ValueError:
-        raise TextError(400, "Failed to deserialize query string: invalid digit found in string") from None
+    limit = query_int("limit", 10)
     if not 1 <= limit <= 100:
         raise ApiError(400, "limit must be between 1 and 100")
     try:

@@ -10,21 +10,21 @@ import logging
 from urllib.parse import quote
 
 from pydantic import BaseModel, RootModel, StrictBool, StrictStr
-from quart import Response, request
+from quart import Response
 
-from ..errors import ApiError, TextError, json_response
+from ..errors import ApiError, json_response
 from ..services.model_settings import ModelSettingsCache
 from ..services.registry import services
 from ..store import models as store
 from ..store.models import ModelSettings
 from ..upstream import UpstreamError, get_upstream
 from .admin import bp
-from .jsonbody import read_json
+from .body import read_json
+from .query import page
 
 log = logging.getLogger(__name__)
 
 MAX_PROMPT_BYTES = 65_536
-I64 = 2**63
 
 
 class Partial(BaseModel):
@@ -36,37 +36,13 @@ class Patch(RootModel[dict[str, Partial]]):
     pass
 
 
-def _query_int(name: str, default: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw, 10)
-    except ValueError:
-        value = None
-    if value is None or not -I64 <= value < I64 or raw.strip() != raw or "_" in raw:
-        raise TextError(400, "Failed to deserialize query string: invalid digit found in string")
-    return value
-
-
-def _page() -> tuple[int, int]:
-    limit, offset = _query_int("limit", 20), _query_int("offset", 0)
-    if limit < 1:
-        raise ApiError(400, "limit is less than minimum value of 1")
-    if limit > 100:
-        raise ApiError(400, "limit exceeds maximum value of 100")
-    if offset < 0:
-        raise ApiError(400, "offset cannot be negative")
-    return limit, offset
-
-
 def _cache() -> ModelSettingsCache | None:
     return services().extras.get("model_settings")
 
 
 @bp.get("/models")
 async def list_models() -> Response:
-    limit, offset = _page()
+    limit, offset = page()
     try:
         rows, total = await store.page(services().db, limit, offset)
     except Exception as exc:

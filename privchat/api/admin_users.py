@@ -11,21 +11,19 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from pydantic import BaseModel, StrictStr
-from quart import Response, request
+from quart import Response
 
 from ..errors import ApiError, TextError, json_response
 from ..services.registry import Services, services
 from ..store import analytics, system_configs, users
 from ..timefmt import ts_z
 from .admin import bp
+from .body import read_json
 from .configs import configs_json
-from .jsonbody import read_json
+from .query import page
 from .users import user_json
 
 log = logging.getLogger(__name__)
-
-I64_MIN, I64_MAX = -(2**63), 2**63 - 1
-
 
 class VpcCredentials(Protocol):
     """The hook for VPC mode (api.md §4.3): registered as `svc.extras["vpc_credentials"]` by the
@@ -35,44 +33,16 @@ class VpcCredentials(Protocol):
     async def revoke(self) -> None: ...
 
 
-def _query_int(name: str, default: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw, 10)
-    except ValueError:
-        raise TextError(
-            400, "Failed to deserialize query string: invalid digit found in string"
-        ) from None
-    if not I64_MIN <= value <= I64_MAX or raw.strip() != raw or "_" in raw:
-        raise TextError(400, "Failed to deserialize query string: invalid digit found in string")
-    return value
-
-
-def _page(validate_limit: bool) -> tuple[int, int]:
-    limit, offset = _query_int("limit", 20), _query_int("offset", 0)
-    if validate_limit and limit < 1:
-        raise ApiError(400, "limit is less than minimum value of 1")
-    if validate_limit and limit > 100:
-        raise ApiError(400, "limit exceeds maximum value of 100")
-    if limit < 0:
-        raise ApiError(400, "limit cannot be negative")
-    if offset < 0:
-        raise ApiError(400, "offset cannot be negative")
-    return limit, offset
-
-
 @bp.get("/users")
 async def list_users() -> Response:
-    limit, offset = _page(validate_limit=True)
+    limit, offset = page()
     try:
-        page, total = await users.list_page(services().db, limit, offset)
+        found, total = await users.list_page(services().db, limit, offset)
     except Exception as error:
         log.error("admin user list failed", extra={"error": type(error).__name__})
         raise ApiError(500, "Failed to list users") from None
     return json_response(
-        {"users": [user_json(u) for u in page], "limit": limit, "offset": offset, "total": total}
+        {"users": [user_json(u) for u in found], "limit": limit, "offset": offset, "total": total}
     )
 
 
@@ -82,7 +52,7 @@ async def user_activity(user_id: str) -> Response:
         uid = uuid.UUID(user_id)
     except ValueError:
         raise TextError(400, "Invalid URL: Cannot parse `user_id` as a UUID") from None
-    limit, offset = _page(validate_limit=False)
+    limit, offset = page(validate_limit=False)
     try:
         rows = await analytics.user_activity(services().db, uid, limit, offset)
     except Exception as error:

@@ -18,7 +18,7 @@ from ..errors import ApiError, json_response
 from ..services.registry import services
 from ..store import users
 from ..timefmt import ts_offset
-from .jsonbody import read_json
+from .body import read_json
 
 log = logging.getLogger(__name__)
 

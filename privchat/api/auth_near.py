@@ -19,7 +19,7 @@ from ..services.registry import Services, services
 from ..store import nonces
 from ..timefmt import ts_offset
 from .auth import bp
-from .jsonbody import read_json
+from .body import read_json
 
 log = logging.getLogger(__name__)
 

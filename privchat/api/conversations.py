@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
@@ -23,6 +22,7 @@ from ..services.registry import services
 from ..store import conversations
 from ..tracking import TrackingFailed, conversation_created, conversation_updated, inspect
 from ..upstream import UpstreamError, buffered, client_headers, get_upstream, relay, send_bytes
+from .body import streamed_body
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,6 @@ async def _upstream_error(error: UpstreamError) -> Response:
 
 def _path(conversation_id: str, suffix: str = "") -> str:
     return f"conversations/{quote(conversation_id, safe='')}{suffix}"
-
-
-async def _request_body() -> AsyncIterator[bytes]:
-    async for chunk in request.body:
-        yield chunk
 
 
 async def _check_access(conversation_id: str) -> None:
@@ -64,7 +59,7 @@ async def _forward(
         path,
         query=request.query_string,
         headers=client_headers(request.headers),
-        content=_request_body() if body else None,
+        content=streamed_body() if body else None,
     )
 
 

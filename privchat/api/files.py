@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import trio
@@ -23,6 +22,7 @@ from ..services.registry import services
 from ..store import files
 from ..tracking import TrackingFailed, file_uploaded, inspect
 from ..upstream import UpstreamError, buffered, client_headers, get_upstream, relay, send_bytes
+from .body import streamed_body
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,6 @@ def _path(file_id: str, suffix: str = "") -> str:
 
 def _file_not_found() -> ProxyError:
     return not_found("File not found")
-
-
-async def _request_body() -> AsyncIterator[bytes]:
-    async for chunk in request.body:
-        yield chunk
 
 
 async def _check_access(file_id: str) -> None:
@@ -80,7 +75,7 @@ async def upload() -> Response:
         "files",
         query=request.query_string,
         headers=client_headers(request.headers),
-        content=_request_body(),
+        content=streamed_body(),
     )
     status, headers, data = await buffered(upstream)
     obj = inspect(status, headers, data)

@@ -28,7 +28,7 @@ from ..services.registry import services
 from ..store import conversations as conversation_store
 from ..upstream import UpstreamError, client_headers, get_upstream, relay
 from ..upstream.relay import timed
-from .jsonbody import read_bytes
+from .body import read_bytes
 
 if TYPE_CHECKING:
     from ..services.registry import Services

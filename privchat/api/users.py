@@ -14,7 +14,7 @@ from ..services.registry import services
 from ..store import settings as settings_store
 from ..store import users
 from ..timefmt import ts_offset
-from .jsonbody import read_json
+from .body import read_json
 
 log = logging.getLogger(__name__)
 

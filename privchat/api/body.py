@@ -1,4 +1,5 @@
-"""Typed JSON request bodies with the framework rejections of api.md §1.5 (E-TEXT).
+"""Request bodies: typed JSON with the framework rejections of api.md §1.5 (E-TEXT), bounded
+bytes, and the raw stream for relaying.
 
 `await read_json(Model)` enforces, in order: content type (415), size (413, 2 MiB), JSON syntax
 (400), shape and types (422). Unknown fields are ignored.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import AsyncIterator
 from typing import TypeVar
 
 import trio
@@ -43,6 +45,12 @@ async def read_bytes(limit: int = MAX_JSON_BYTES) -> bytes:
             chunks.append(chunk)
         return b"".join(chunks)
     raise RequestTimeout()
+
+
+async def streamed_body() -> AsyncIterator[bytes]:
+    """The request body as it arrives, for relaying upstream without buffering it."""
+    async for chunk in request.body:
+        yield chunk
 
 
 async def read_json(model: type[M]) -> M:
