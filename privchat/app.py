@@ -6,9 +6,11 @@ import logging
 import uuid
 from typing import Any
 
+import trio
 from quart import Response, g, request
 from quart_schema import Info, QuartSchema
 from quart_trio import QuartTrio
+from quart_trio.asgi import TrioASGIHTTPConnection
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from . import __version__
@@ -24,10 +26,37 @@ API_PREFIXES = ("/v1/", "/api/")
 # usable (design pitfall 1); anything larger closes the connection instead.
 DRAIN_LIMIT = 1024 * 1024
 DRAIN_SECONDS = 5.0
+FINAL_SEND_SECONDS = 10.0
+
+
+class _HTTPConnection(TrioASGIHTTPConnection):
+    """quart-trio's connection, with the last body message sent under a shield.
+
+    quart-trio cancels the request's nursery when the server reports `http.disconnect`, and
+    hypercorn reports it from inside the app's final `send` (the stream closes there). Unshielded,
+    that cancellation interrupts hypercorn's close path half-way: a `Connection: close` socket is
+    never closed and a keep-alive one can wedge (design pitfall 1). The final message is tiny; a
+    deadline bounds it all the same.
+    """
+
+    async def handle_request(self, nursery: trio.Nursery, request: Any, send: Any) -> None:  # type: ignore[override]
+        async def send_last_shielded(message: Any) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                with trio.move_on_after(FINAL_SEND_SECONDS) as scope:
+                    scope.shield = True
+                    await send(message)
+            else:
+                await send(message)
+
+        await super().handle_request(nursery, request, send_last_shielded)
+
+
+class PrivchatApp(QuartTrio):
+    asgi_http_class = _HTTPConnection
 
 
 def create_app(svc: Services) -> QuartTrio:
-    app = QuartTrio("privchat")
+    app = PrivchatApp("privchat")
     app.config.update(
         RESPONSE_TIMEOUT=None,  # streams end when the upstream ends (pitfall 2); idle timeouts are ours
         BODY_TIMEOUT=svc.config.body_timeout,
@@ -142,6 +171,4 @@ async def _drain_unread_body(response: Response) -> None:
 
 
 def _deadline(seconds: float) -> Any:
-    import trio
-
     return trio.move_on_after(seconds)

@@ -214,3 +214,21 @@ async def test_metrics_count_requests_by_normalised_endpoint(client: httpx2.Asyn
     assert 'chat_api_http_requests_total{endpoint="/health",environment="development",method="GET",status_code="200"}' in text
     assert 'endpoint="/v1/conversations/{id}/items"' in text
     assert "chat_api_http_duration_seconds_bucket" in text
+
+
+async def test_connection_close_is_honoured(server: Running) -> None:
+    """`Connection: close` gets its answer and then EOF, on success and on error paths alike.
+
+    Without the shielded final send in app.py, quart-trio's cancellation on `http.disconnect`
+    interrupts hypercorn's close path and the socket stays open until the keep-alive timeout.
+    """
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    for path in (b"/health", b"/v1/nothing", b"/missing.js"):
+        stream = await trio.open_tcp_stream(host, int(port))
+        await stream.send_all(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        with trio.fail_after(10):
+            while chunk := await stream.receive_some(65536):
+                data += chunk
+        await stream.aclose()
+        assert data.startswith(b"HTTP/1.1 "), path
