@@ -67,16 +67,23 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return run_dev(args)
 
 
-def cmd_fake_cloud(args: argparse.Namespace) -> int:
+def cmd_fake_cloud(argv: list[str]) -> int:
     from .devtools.fake_cloud.cli import main as fake_main
 
-    return fake_main(args.rest)
+    return fake_main(argv)
 
 
-def cmd_verify_attestation(args: argparse.Namespace) -> int:
+def cmd_verify_attestation(argv: list[str]) -> int:
     from .verify import main as verify_main
 
-    return verify_main(args.rest)
+    return verify_main(argv)
+
+
+# Commands with their own argument parsers: everything after the name is theirs.
+DELEGATED: dict[str, Callable[[list[str]], int]] = {
+    "fake-cloud": cmd_fake_cloud,
+    "verify-attestation": cmd_verify_attestation,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,21 +94,18 @@ def main(argv: list[str] | None = None) -> int:
     dev = sub.add_parser("dev", help="run locally on embedded defaults (PostgreSQL, fake upstream)")
     dev.add_argument("--port", type=int, default=8081)
     dev.add_argument("--data-dir", default=".privchat")
-    for name, helptext in (
-        ("fake-cloud", "run the fake NEAR AI Cloud upstream"),
-        ("verify-attestation", "verify a privchat attestation report"),
-    ):
-        p = sub.add_parser(name, help=helptext, add_help=False)
-        p.add_argument("rest", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
+    sub.add_parser("fake-cloud", help="run the fake NEAR AI Cloud upstream (--help for options)")
+    sub.add_parser("verify-attestation", help="verify a privchat attestation report (--help)")
+    argv = sys.argv[1:] if argv is None else argv
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "serve": cmd_serve,
         "migrate": cmd_migrate,
         "dev": cmd_dev,
-        "fake-cloud": cmd_fake_cloud,
-        "verify-attestation": cmd_verify_attestation,
     }
     try:
+        if argv and argv[0] in DELEGATED:
+            return DELEGATED[argv[0]](argv[1:])
+        args = parser.parse_args(argv)
         return handlers[args.command](args)
     except BaseException as exc:  # noqa: BLE001 - startup failures become one line, not a traceback
         leaf = _first_error(exc)
