@@ -369,3 +369,18 @@ async def test_upstream_down_is_502_and_slow_connect_is_504(nursery: trio.Nurser
             r = await client.post("/v1/responses", content=body(), headers={**JSON, **auth(token)})
         assert r.status_code == 504 and r.json()["error"].startswith("OpenAI API error")
     silent.close()
+
+
+async def test_own_headers_replace_the_upstreams(proxy: Proxy) -> None:
+    """R1: `date`, `server` and CORS headers are privchat's own, never the upstream's."""
+    headers = await proxy.headers()
+    r = await proxy.client.get(
+        "/v1/model/list", headers={**headers, "Origin": "https://evil.example"}
+    )
+    assert r.status_code == 200
+    assert len(r.headers.get_list("date")) == 1
+    assert "server" not in r.headers
+    assert "access-control-allow-origin" not in r.headers  # privchat's CORS policy said no
+    r, _ = await _stream(proxy, {**headers, "Origin": "https://app.near.ai"})
+    assert r.headers.get_list("access-control-allow-origin") == ["https://app.near.ai"]
+    assert len(r.headers.get_list("date")) == 1
