@@ -58,7 +58,7 @@ async def _cleanup(db: Database) -> None:
         f"DELETE FROM oauth_states WHERE created_at < NOW() - INTERVAL '{OAUTH_STATE_TTL}'"
     )
     await db.execute("DELETE FROM near_used_nonces WHERE used_at < NOW() - INTERVAL '10 minutes'")
-    log.info("expired rows cleaned", extra={"sessions": removed, "states": status.split()[-1]})
+    log.info("expired rows cleaned", extra={"sessions": removed, "oauth_flows": status.split()[-1]})
 
 
 @asynccontextmanager

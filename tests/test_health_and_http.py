@@ -232,3 +232,13 @@ async def test_connection_close_is_honoured(server: Running) -> None:
                 data += chunk
         await stream.aclose()
         assert data.startswith(b"HTTP/1.1 "), path
+
+
+def test_scenario_52_metrics_path_normalisation() -> None:
+    from privchat.observability import normalize_endpoint
+
+    assert normalize_endpoint("/v1/files/3f2b8c1e-1d2a-4c3b-9e8f-0a1b2c3d4e5f/content") == "/v1/files/{id}/content"
+    assert normalize_endpoint("/v1/conversations/conv_abc") == "/v1/conversations/{id}"
+    assert normalize_endpoint("/v1/responses/resp_1/x/chatcmpl-9") == "/v1/responses/{id}/x/{id}"
+    assert normalize_endpoint("/v1/models") == "/v1/models"
+    assert normalize_endpoint("/health") == "/health"

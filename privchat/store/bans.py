@@ -9,6 +9,8 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import asyncpg
+
 from .db import Connection, Database
 
 NEAR_BALANCE_LOW = "near_balance_low"
@@ -65,8 +67,6 @@ async def ban_for_duration(
     """Ban unless the user already has any active ban (then a no-op). True when a ban was made."""
     if await has_active(db, user_id):
         return False
-    import asyncpg
-
     try:
         await create(db, user_id, ban_type, reason, duration)
     except asyncpg.UniqueViolationError:
