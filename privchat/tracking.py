@@ -14,13 +14,23 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx2
+import trio
+from quart import Response, g
+
+from .errors import ProxyError
 from .services.registry import services
 from .store import conversations, files
-from .upstream import decode
+from .upstream import UpstreamError, buffered, decode, get_upstream, send_bytes
 
 log = logging.getLogger(__name__)
+
+COMPENSATE_SECONDS = 5.0
+
+Recorder = Callable[[uuid.UUID, dict[str, Any]], Awaitable[Any]]
 
 
 class TrackingFailed(Exception):
@@ -93,3 +103,37 @@ async def file_uploaded(user_id: uuid.UUID, obj: dict[str, Any]) -> str | None:
     svc.metrics.event("file.uploaded")
     svc.activity.record(user_id, "file_upload", metadata={"file_id": record.id})
     return record.id
+
+
+async def answer_tracked(
+    upstream: httpx2.Response, record: Recorder, *, kind: str, path_of: Callable[[str], str]
+) -> Response:
+    """Relay a tracked upstream answer (create, clone, upload) after recording its object.
+
+    When the ownership row cannot be written the new upstream object is deleted again (it
+    would be unreachable for everyone) and the client gets 500; an id that another user owns
+    gets 502. Otherwise the client gets the upstream's exact status, headers and bytes.
+    """
+    status, headers, data = await buffered(upstream)
+    obj = inspect(status, headers, data)
+    if obj is not None:
+        try:
+            await record(g.user_id, obj)
+        except TrackingFailed as exc:
+            if exc.reason == "Database error":
+                await _discard(path_of(exc.object_id), kind)
+                raise ProxyError(500, f"Failed to track {kind}: Database error") from None
+            raise ProxyError(502, f"OpenAI API error: {exc.reason}") from None
+    return await send_bytes(status, headers, data)
+
+
+async def _discard(path: str, kind: str) -> None:
+    """Compensation: an object whose row could not be written must not linger upstream."""
+    with trio.move_on_after(COMPENSATE_SECONDS):
+        try:
+            response = await get_upstream().call("DELETE", path)
+            log.info(
+                "untracked object discarded", extra={"kind": kind, "status": response.status_code}
+            )
+        except UpstreamError:
+            log.warning("untracked object could not be discarded", extra={"kind": kind})

@@ -20,7 +20,7 @@ from ..auth.guards import require_session
 from ..errors import ProxyError, json_response, not_found
 from ..services.registry import services
 from ..store import conversations
-from ..tracking import TrackingFailed, conversation_created, conversation_updated, inspect
+from ..tracking import answer_tracked, conversation_created, conversation_updated, inspect
 from ..upstream import UpstreamError, buffered, client_headers, get_upstream, relay, send_bytes
 from .body import streamed_body
 
@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("conversations", __name__)
 
 BATCH_SIZE = 1000  # the upstream batch endpoint's limit
-COMPENSATE_SECONDS = 5.0
 
 
 @bp.errorhandler(UpstreamError)
@@ -63,29 +62,9 @@ async def _forward(
     )
 
 
-async def _discard(conversation_id: str) -> None:
-    """Compensation: the new conversation could not be owned, so it must not linger upstream."""
-    with trio.move_on_after(COMPENSATE_SECONDS):
-        try:
-            response = await get_upstream().call("DELETE", _path(conversation_id))
-            log.info("untracked conversation discarded", extra={"status": response.status_code})
-        except UpstreamError:
-            log.warning("untracked conversation could not be discarded")
-
-
 async def _tracked_create(method: str, path: str, *, body: bool) -> Response:
     upstream = await _forward(method, path, body=body)
-    status, headers, data = await buffered(upstream)
-    obj = inspect(status, headers, data)
-    if obj is not None:
-        try:
-            await conversation_created(g.user_id, obj)
-        except TrackingFailed as exc:
-            if exc.reason == "Database error":
-                await _discard(exc.object_id)
-                raise ProxyError(500, "Failed to track conversation: Database error") from None
-            raise ProxyError(502, f"OpenAI API error: {exc.reason}") from None
-    return await send_bytes(status, headers, data)
+    return await answer_tracked(upstream, conversation_created, kind="conversation", path_of=_path)
 
 
 def _json_or_502(data: bytes) -> Any:

@@ -13,15 +13,14 @@ import logging
 import re
 from urllib.parse import quote
 
-import trio
 from quart import Blueprint, Response, g, request
 
 from ..auth.guards import require_session
 from ..errors import ProxyError, TextError, json_response, not_found
 from ..services.registry import services
 from ..store import files
-from ..tracking import TrackingFailed, file_uploaded, inspect
-from ..upstream import UpstreamError, buffered, client_headers, get_upstream, relay, send_bytes
+from ..tracking import answer_tracked, file_uploaded
+from ..upstream import UpstreamError, client_headers, get_upstream, relay
 from .body import streamed_body
 
 log = logging.getLogger(__name__)
@@ -30,7 +29,6 @@ bp = Blueprint("files", __name__)
 
 DEFAULT_LIMIT = 10_000
 MAX_LIMIT = 10_000
-COMPENSATE_SECONDS = 5.0
 _INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
 
 
@@ -57,16 +55,6 @@ async def _check_access(file_id: str) -> None:
         raise _file_not_found()
 
 
-async def _discard(file_id: str) -> None:
-    """Compensation: an upload whose row could not be written must not linger upstream."""
-    with trio.move_on_after(COMPENSATE_SECONDS):
-        try:
-            response = await get_upstream().call("DELETE", _path(file_id))
-            log.info("untracked file discarded", extra={"status": response.status_code})
-        except UpstreamError:
-            log.warning("untracked file could not be discarded")
-
-
 @bp.post("/v1/files")
 @require_session
 async def upload() -> Response:
@@ -77,17 +65,7 @@ async def upload() -> Response:
         headers=client_headers(request.headers),
         content=streamed_body(),
     )
-    status, headers, data = await buffered(upstream)
-    obj = inspect(status, headers, data)
-    if obj is not None:
-        try:
-            await file_uploaded(g.user_id, obj)
-        except TrackingFailed as exc:
-            if exc.reason == "Database error":
-                await _discard(exc.object_id)
-                raise ProxyError(500, "Failed to track file: Database error") from None
-            raise ProxyError(502, f"OpenAI API error: {exc.reason}") from None
-    return await send_bytes(status, headers, data)
+    return await answer_tracked(upstream, file_uploaded, kind="file", path_of=_path)
 
 
 def _single(name: str) -> str | None:
