@@ -120,7 +120,10 @@ class RateLimiter:
             state = self.users[user_id] = UserState()
         state.last_seen = now
         rejection = decide(
-            state, now, window=self.window, window_max=self.window_max,
+            state,
+            now,
+            window=self.window,
+            window_max=self.window_max,
             max_in_flight=self.max_in_flight,
         )
         if rejection is not None:

@@ -43,7 +43,11 @@ ROOT = Path(__file__).resolve().parent.parent
 ADMIN_DSN = os.environ.get("BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 KEY = "sk-bench"
 BODY = json.dumps(
-    {"model": "privchat-dev/echo", "input": [{"role": "user", "content": "Say hello"}], "stream": True}
+    {
+        "model": "privchat-dev/echo",
+        "input": [{"role": "user", "content": "Say hello"}],
+        "stream": True,
+    }
 ).encode()
 JSON = {"content-type": "application/json"}
 RATE_GAP = 1.05
@@ -105,7 +109,9 @@ class Target:
             self.users.done(headers["authorization"].removeprefix("Bearer "))
 
 
-async def one_stream(client: httpx2.AsyncClient, target: Target, knobs: dict[str, str]) -> tuple[float, list[float]]:
+async def one_stream(
+    client: httpx2.AsyncClient, target: Target, knobs: dict[str, str]
+) -> tuple[float, list[float]]:
     """(TTFB, arrival time of each chunk relative to the request start)."""
     headers = await target.headers(knobs)
     start = time.perf_counter()
@@ -121,7 +127,9 @@ async def one_stream(client: httpx2.AsyncClient, target: Target, knobs: dict[str
     return arrivals[0], arrivals
 
 
-async def paced(client: httpx2.AsyncClient, target: Target, clients: int, per_client: int, period: float) -> list[float]:
+async def paced(
+    client: httpx2.AsyncClient, target: Target, clients: int, per_client: int, period: float
+) -> list[float]:
     ttfbs: list[float] = []
 
     async def worker(offset: float) -> None:
@@ -139,7 +147,9 @@ async def paced(client: httpx2.AsyncClient, target: Target, clients: int, per_cl
     return ttfbs
 
 
-async def back_to_back(client: httpx2.AsyncClient, target: Target, clients: int, seconds: float) -> tuple[list[float], float]:
+async def back_to_back(
+    client: httpx2.AsyncClient, target: Target, clients: int, seconds: float
+) -> tuple[list[float], float]:
     ttfbs: list[float] = []
     done = 0
     deadline = time.perf_counter() + seconds
@@ -161,7 +171,9 @@ async def back_to_back(client: httpx2.AsyncClient, target: Target, clients: int,
 async def event_delays(client: httpx2.AsyncClient, target: Target, runs: int) -> list[list[float]]:
     out = []
     for _ in range(runs):
-        _, arrivals = await one_stream(client, target, {"x-fake-deltas": "20", "x-fake-delay-ms": "20"})
+        _, arrivals = await one_stream(
+            client, target, {"x-fake-deltas": "20", "x-fake-delay-ms": "20"}
+        )
         out.append([a - arrivals[0] for a in arrivals])
     return out
 
@@ -171,7 +183,9 @@ async def fake_streams(client: httpx2.AsyncClient, fake: str) -> list[dict[str, 
     return r.json()["streams"]
 
 
-async def cancel_latencies(client: httpx2.AsyncClient, target: Target, fake: str, runs: int) -> list[float]:
+async def cancel_latencies(
+    client: httpx2.AsyncClient, target: Target, fake: str, runs: int
+) -> list[float]:
     """Close the client connection mid-stream; return the fake's disconnect time per run
     (fake clock) paired with our close time (perf_counter): (fake_time - close_time)."""
     diffs = []
@@ -201,7 +215,6 @@ async def open_many(target: Target, count: int, pid: int) -> dict[str, float]:
     release = trio.Event()
     limits = httpx2.Limits(max_connections=count + 10, max_keepalive_connections=0)
     async with httpx2.AsyncClient(timeout=120, limits=limits) as client:
-
         opening = trio.Semaphore(50)  # the listen backlog is ~100: open at a bounded rate
 
         async def hold() -> None:
@@ -225,8 +238,12 @@ async def open_many(target: Target, count: int, pid: int) -> dict[str, float]:
             during = proc.memory_info().rss
             release.set()
             nursery.cancel_scope.cancel()
-    return {"rss_before_mb": before / 2**20, "rss_open_mb": during / 2**20,
-            "growth_mb": (during - before) / 2**20, "per_stream_kb": (during - before) / count / 1024}
+    return {
+        "rss_before_mb": before / 2**20,
+        "rss_open_mb": during / 2**20,
+        "growth_mb": (during - before) / 2**20,
+        "per_stream_kb": (during - before) / count / 1024,
+    }
 
 
 async def wait_http(url: str) -> None:
@@ -248,7 +265,8 @@ async def make_users(base: str, count: int) -> list[str]:
         async def one(i: int) -> None:
             async with limiter:
                 r = await client.post(
-                    "/v1/auth/mock-login", json={"email": f"bench-{i}-{uuid.uuid4().hex[:6]}@example.com", "name": "B"}
+                    "/v1/auth/mock-login",
+                    json={"email": f"bench-{i}-{uuid.uuid4().hex[:6]}@example.com", "name": "B"},
                 )
                 tokens.append(r.json()["token"])
 
@@ -258,7 +276,9 @@ async def make_users(base: str, count: int) -> list[str]:
     return tokens
 
 
-async def run(args: argparse.Namespace, fake_url: str, privchat_url: str, pid: int) -> dict[str, Any]:
+async def run(
+    args: argparse.Namespace, fake_url: str, privchat_url: str, pid: int
+) -> dict[str, Any]:
     results: dict[str, Any] = {}
     n_users = 1000 + 64 * 4 if not args.quick else 300
     tokens = await make_users(privchat_url, n_users)
@@ -281,7 +301,10 @@ async def run(args: argparse.Namespace, fake_url: str, privchat_url: str, pid: i
             results[label] = {
                 "direct_ms": {"p50": ms(pct(d, 50)), "p99": ms(pct(d, 99))},
                 "privchat_ms": {"p50": ms(pct(v, 50)), "p99": ms(pct(v, 99))},
-                "overhead_ms": {"p50": ms(pct(v, 50) - pct(d, 50)), "p99": ms(pct(v, 99) - pct(d, 99))},
+                "overhead_ms": {
+                    "p50": ms(pct(v, 50) - pct(d, 50)),
+                    "p99": ms(pct(v, 99) - pct(d, 99)),
+                },
                 "samples": len(v),
             }
         seconds = 4 if args.quick else 10
@@ -291,7 +314,11 @@ async def run(args: argparse.Namespace, fake_url: str, privchat_url: str, pid: i
             "direct_ms": {"p50": ms(pct(d, 50)), "p99": ms(pct(d, 99))},
             "privchat_ms": {"p50": ms(pct(v, 50)), "p99": ms(pct(v, 99))},
             "overhead_ms": {"p50": ms(pct(v, 50) - pct(d, 50)), "p99": ms(pct(v, 99) - pct(d, 99))},
-            "streams_per_s": {"direct": round(d_rate, 1), "privchat": round(v_rate, 1), "ratio": round(v_rate / d_rate, 3)},
+            "streams_per_s": {
+                "direct": round(d_rate, 1),
+                "privchat": round(v_rate, 1),
+                "ratio": round(v_rate / d_rate, 3),
+            },
         }
         await trio.sleep(RATE_GAP)
         runs = 5 if args.quick else 15
@@ -299,36 +326,91 @@ async def run(args: argparse.Namespace, fake_url: str, privchat_url: str, pid: i
         vd = await event_delays(client, via, runs)
         per_event = [
             v_run[i] - statistics.median(d_run[i] for d_run in dd if len(d_run) > i)
-            for v_run in vd for i in range(1, len(v_run))
+            for v_run in vd
+            for i in range(1, len(v_run))
         ]
-        results["per_event_delay_ms"] = {"p50": ms(pct(per_event, 50)), "p99": ms(pct(per_event, 99)), "events": len(per_event)}
+        results["per_event_delay_ms"] = {
+            "p50": ms(pct(per_event, 50)),
+            "p99": ms(pct(per_event, 99)),
+            "events": len(per_event),
+        }
         # disconnect -> upstream cancel
         offset = min(await cancel_latencies(client, direct, fake_url, 20 if not args.quick else 5))
         via_diffs = await cancel_latencies(client, via, fake_url, 50 if not args.quick else 10)
         lat = [x - offset for x in via_diffs]
-        results["cancel_ms"] = {"p50": ms(pct(lat, 50)), "p99": ms(pct(lat, 99)), "max": ms(max(lat)), "runs": len(lat)}
+        results["cancel_ms"] = {
+            "p50": ms(pct(lat, 50)),
+            "p99": ms(pct(lat, 99)),
+            "max": ms(max(lat)),
+            "runs": len(lat),
+        }
     count = 1000 if not args.quick else 100
-    results["open_streams"] = {"count": count, **{k: round(v, 2) for k, v in (await open_many(
-        Target("privchat", f"{privchat_url}/v1/responses", Users(tokens[-count:])), count, pid)).items()}}
+    results["open_streams"] = {
+        "count": count,
+        **{
+            k: round(v, 2)
+            for k, v in (
+                await open_many(
+                    Target("privchat", f"{privchat_url}/v1/responses", Users(tokens[-count:])),
+                    count,
+                    pid,
+                )
+            ).items()
+        },
+    }
     return results
 
 
 def table(results: dict[str, Any]) -> str:
     rows = [("metric", "direct", "privchat", "overhead / value", "target")]
-    for label, target in (("paced_1", ""), ("paced_16", "p50 <= 2 ms, p99 <= 10 ms"), ("b2b_64", "(saturated)")):
+    for label, target in (
+        ("paced_1", ""),
+        ("paced_16", "p50 <= 2 ms, p99 <= 10 ms"),
+        ("b2b_64", "(saturated)"),
+    ):
         r = results[label]
         for p in ("p50", "p99"):
-            rows.append((f"TTFB {label} {p} (ms)", str(r["direct_ms"][p]), str(r["privchat_ms"][p]),
-                         str(r["overhead_ms"][p]), target if p == "p50" else ""))
+            rows.append(
+                (
+                    f"TTFB {label} {p} (ms)",
+                    str(r["direct_ms"][p]),
+                    str(r["privchat_ms"][p]),
+                    str(r["overhead_ms"][p]),
+                    target if p == "p50" else "",
+                )
+            )
     s = results["b2b_64"]["streams_per_s"]
-    rows.append(("streams/s, 64 back to back", str(s["direct"]), str(s["privchat"]), f"ratio {s['ratio']}", ""))
+    rows.append(
+        (
+            "streams/s, 64 back to back",
+            str(s["direct"]),
+            str(s["privchat"]),
+            f"ratio {s['ratio']}",
+            "",
+        )
+    )
     e = results["per_event_delay_ms"]
     rows.append(("per-event relay delay p50/p99 (ms)", "", "", f"{e['p50']} / {e['p99']}", ""))
     o = results["open_streams"]
-    rows.append((f"RSS growth, {o['count']} open streams (MB)", "", f"{o['rss_before_mb']} -> {o['rss_open_mb']}",
-                 f"{o['growth_mb']} ({o['per_stream_kb']} KB/stream)", "<= 150 MB"))
+    rows.append(
+        (
+            f"RSS growth, {o['count']} open streams (MB)",
+            "",
+            f"{o['rss_before_mb']} -> {o['rss_open_mb']}",
+            f"{o['growth_mb']} ({o['per_stream_kb']} KB/stream)",
+            "<= 150 MB",
+        )
+    )
     c = results["cancel_ms"]
-    rows.append(("disconnect -> upstream cancel p50/p99 (ms)", "", "", f"{c['p50']} / {c['p99']}", "p99 <= 50 ms"))
+    rows.append(
+        (
+            "disconnect -> upstream cancel p50/p99 (ms)",
+            "",
+            "",
+            f"{c['p50']} / {c['p99']}",
+            "p99 <= 50 ms",
+        )
+    )
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))
@@ -354,18 +436,43 @@ def main() -> int:
     try:
         fake_port, port = free_port(), free_port()
         env = dict(os.environ)
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "privchat.devtools.fake_cloud", "--port", str(fake_port), "--api-key", KEY],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-        ))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "privchat.devtools.fake_cloud",
+                    "--port",
+                    str(fake_port),
+                    "--api-key",
+                    KEY,
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+            )
+        )
         dsn = ADMIN_DSN.rsplit("/", 1)[0] + "/" + db_name
-        env.update({
-            "DATABASE_URL": dsn, "SERVER_HOST": "127.0.0.1", "SERVER_PORT": str(port), "DEV": "true",
-            "OPENAI_BASE_URL": f"http://127.0.0.1:{fake_port}/v1", "OPENAI_API_KEY": KEY,
-            "LOG_LEVEL": "warn", "DATABASE_MAX_CONNECTIONS": "10",
-        })
-        procs.append(subprocess.Popen([sys.executable, "-m", "privchat", "serve"], cwd=ROOT, env=env,
-                                      stdout=subprocess.DEVNULL))
+        env.update(
+            {
+                "DATABASE_URL": dsn,
+                "SERVER_HOST": "127.0.0.1",
+                "SERVER_PORT": str(port),
+                "DEV": "true",
+                "OPENAI_BASE_URL": f"http://127.0.0.1:{fake_port}/v1",
+                "OPENAI_API_KEY": KEY,
+                "LOG_LEVEL": "warn",
+                "DATABASE_MAX_CONNECTIONS": "10",
+            }
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "privchat", "serve"],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+            )
+        )
         fake_url, privchat_url = f"http://127.0.0.1:{fake_port}", f"http://127.0.0.1:{port}"
 
         async def go() -> dict[str, Any]:

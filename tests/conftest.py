@@ -123,7 +123,9 @@ def config(database_url: str, tmp_path: Path) -> Config:
 async def start_server(nursery: trio.Nursery, config: Config, **changes: object) -> Running:
     """Start the real privchat in-process on port 0; it stops when the test's nursery ends."""
     cfg = replace(config, **changes) if changes else config
-    return await nursery.start(lambda task_status: serve(cfg, handle_signals=False, task_status=task_status))
+    return await nursery.start(
+        lambda task_status: serve(cfg, handle_signals=False, task_status=task_status)
+    )
 
 
 @pytest.fixture
@@ -137,7 +139,9 @@ async def client(server: Running) -> AsyncIterator[httpx2.AsyncClient]:
         yield c
 
 
-async def login(client: httpx2.AsyncClient, email: str | None = None, name: str = "Test User") -> str:
+async def login(
+    client: httpx2.AsyncClient, email: str | None = None, name: str = "Test User"
+) -> str:
     """Mock-login (DEV=true) and return the session token."""
     email = email or f"user-{uuid.uuid4().hex[:10]}@example.com"
     response = await client.post("/v1/auth/mock-login", json={"email": email, "name": name})

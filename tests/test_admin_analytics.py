@@ -29,24 +29,43 @@ async def test_summary_and_top_users(client: httpx2.AsyncClient, server: Running
     start = datetime(2031, 1, 1, tzinfo=UTC)
     end = start + timedelta(days=1)
     inside = start + timedelta(hours=1)
-    await _seed(server, a, [("login", "google", inside), ("response", None, inside), ("response", None, inside)])
-    await _seed(server, b, [("signup", "near", inside), ("login", "google", end)])  # end is excluded
+    await _seed(
+        server,
+        a,
+        [("login", "google", inside), ("response", None, inside), ("response", None, inside)],
+    )
+    await _seed(
+        server, b, [("signup", "near", inside), ("login", "google", end)]
+    )  # end is excluded
     params = {"start": start.isoformat(), "end": end.isoformat()}
 
     response = await client.get("/v1/admin/analytics", params=params, headers=auth(admin))
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["period_start"] == "2031-01-01T00:00:00Z" and body["period_end"] == "2031-01-02T00:00:00Z"
+    assert (
+        body["period_start"] == "2031-01-01T00:00:00Z"
+        and body["period_end"] == "2031-01-02T00:00:00Z"
+    )
     metrics = body["user_metrics"]
-    assert metrics["active_users"] == 2 and metrics["total_logins"] == 1 and metrics["total_signups"] == 1
+    assert (
+        metrics["active_users"] == 2
+        and metrics["total_logins"] == 1
+        and metrics["total_signups"] == 1
+    )
     assert metrics["new_users"] == 0 and metrics["total_users"] >= 3
-    assert body["activity_metrics"] == {"total_responses": 2, "total_conversations": 0, "total_file_uploads": 0}
+    assert body["activity_metrics"] == {
+        "total_responses": 2,
+        "total_conversations": 0,
+        "total_file_uploads": 0,
+    }
     assert body["by_auth_method"] == [
         {"auth_method": "google", "user_count": 1, "login_count": 1, "signup_count": 0},
         {"auth_method": "near", "user_count": 1, "login_count": 0, "signup_count": 1},
     ]
 
-    top = await client.get("/v1/admin/analytics/top-users", params={**params, "limit": 1}, headers=auth(admin))
+    top = await client.get(
+        "/v1/admin/analytics/top-users", params={**params, "limit": 1}, headers=auth(admin)
+    )
     assert top.status_code == 200
     assert [(u["email"], u["activity_count"]) for u in top.json()["users"]] == [(a, 3)]
     assert top.json()["users"][0]["last_active"] == "2031-01-01T01:00:00Z"
@@ -57,16 +76,48 @@ async def test_bad_windows_and_limits(client: httpx2.AsyncClient) -> None:
     ok = {"start": "2031-01-01T00:00:00Z", "end": "2031-01-02T00:00:00Z"}
     cases = [
         ("/v1/admin/analytics", {"end": ok["end"]}, 400, "Failed to deserialize query string"),
-        ("/v1/admin/analytics", {**ok, "start": "yesterday"}, 400, "Failed to deserialize query string"),
-        ("/v1/admin/analytics", {**ok, "start": "2031-01-01T00:00:00"}, 400, "Failed to deserialize query string"),
-        ("/v1/admin/analytics", {"start": ok["end"], "end": ok["start"]}, 400, "start date must be before end date"),
-        ("/v1/admin/analytics/top-users", {**ok, "limit": 0}, 400, "limit must be between 1 and 100"),
-        ("/v1/admin/analytics/top-users", {**ok, "limit": 101}, 400, "limit must be between 1 and 100"),
-        ("/v1/admin/analytics/top-users", {**ok, "limit": "x"}, 400, "Failed to deserialize query string"),
+        (
+            "/v1/admin/analytics",
+            {**ok, "start": "yesterday"},
+            400,
+            "Failed to deserialize query string",
+        ),
+        (
+            "/v1/admin/analytics",
+            {**ok, "start": "2031-01-01T00:00:00"},
+            400,
+            "Failed to deserialize query string",
+        ),
+        (
+            "/v1/admin/analytics",
+            {"start": ok["end"], "end": ok["start"]},
+            400,
+            "start date must be before end date",
+        ),
+        (
+            "/v1/admin/analytics/top-users",
+            {**ok, "limit": 0},
+            400,
+            "limit must be between 1 and 100",
+        ),
+        (
+            "/v1/admin/analytics/top-users",
+            {**ok, "limit": 101},
+            400,
+            "limit must be between 1 and 100",
+        ),
+        (
+            "/v1/admin/analytics/top-users",
+            {**ok, "limit": "x"},
+            400,
+            "Failed to deserialize query string",
+        ),
     ]
     for path, params, status, text in cases:
         response = await client.get(path, params=params, headers=auth(admin))
         assert response.status_code == status, (params, response.text)
         assert text in response.text
     user = await login(client, "nosy@no-admin.org")
-    assert (await client.get("/v1/admin/analytics", params=ok, headers=auth(user))).status_code == 403
+    assert (
+        await client.get("/v1/admin/analytics", params=ok, headers=auth(user))
+    ).status_code == 403

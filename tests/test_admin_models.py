@@ -26,7 +26,9 @@ async def test_scenario_18_list_shape(proxy: Proxy) -> None:
 async def test_scenario_19_upsert_and_list(proxy: Proxy) -> None:
     admin = await _admin(proxy)
     r = await proxy.client.patch(
-        "/v1/admin/models", json={"test-model-batch-update-and-list": {"public": True}}, headers=admin
+        "/v1/admin/models",
+        json={"test-model-batch-update-and-list": {"public": True}},
+        headers=admin,
     )
     assert r.status_code == 200
     assert r.json() == [
@@ -47,7 +49,9 @@ async def test_scenarios_20_23_non_admin_forbidden(proxy: Proxy) -> None:
 
 async def test_scenarios_21_22_delete(proxy: Proxy) -> None:
     admin = await _admin(proxy)
-    r = await proxy.client.patch("/v1/admin/models", json={"test-model-delete-1": {}}, headers=admin)
+    r = await proxy.client.patch(
+        "/v1/admin/models", json={"test-model-delete-1": {}}, headers=admin
+    )
     assert r.status_code == 200
     r = await proxy.client.delete("/v1/admin/models/test-model-delete-1", headers=admin)
     assert r.status_code == 204 and r.content == b""
@@ -61,15 +65,20 @@ async def test_scenarios_21_22_delete(proxy: Proxy) -> None:
 async def test_merge_validation_and_pagination(proxy: Proxy) -> None:
     admin = await _admin(proxy)
     r = await proxy.client.patch(
-        "/v1/admin/models", json={"m-merge": {"public": False, "system_prompt": "Be brief."}},
+        "/v1/admin/models",
+        json={"m-merge": {"public": False, "system_prompt": "Be brief."}},
         headers=admin,
     )
-    assert r.json() == [{"model_id": "m-merge", "settings": {"public": False, "system_prompt": "Be brief."}}]
+    assert r.json() == [
+        {"model_id": "m-merge", "settings": {"public": False, "system_prompt": "Be brief."}}
+    ]
     # null / absent keep the old values (a prompt cannot be cleared)
     r = await proxy.client.patch(
         "/v1/admin/models", json={"m-merge": {"public": True, "system_prompt": None}}, headers=admin
     )
-    assert r.json() == [{"model_id": "m-merge", "settings": {"public": True, "system_prompt": "Be brief."}}]
+    assert r.json() == [
+        {"model_id": "m-merge", "settings": {"public": True, "system_prompt": "Be brief."}}
+    ]
     r = await proxy.client.patch("/v1/admin/models", json={}, headers=admin)
     assert r.status_code == 400 and r.json()["message"] == "At least one model must be provided"
     r = await proxy.client.patch("/v1/admin/models", json={"  ": {}}, headers=admin)
@@ -78,7 +87,9 @@ async def test_merge_validation_and_pagination(proxy: Proxy) -> None:
         "/v1/admin/models", json={"big": {"system_prompt": "x" * 65_537}}, headers=admin
     )
     assert r.status_code == 400
-    assert r.json()["message"] == "System prompt for model 'big' exceeds maximum length of 65536 bytes"
+    assert (
+        r.json()["message"] == "System prompt for model 'big' exceeds maximum length of 65536 bytes"
+    )
     r = await proxy.client.patch("/v1/admin/models", json={"m": {"public": "yes"}}, headers=admin)
     assert r.status_code == 422
     r = await proxy.client.delete("/v1/admin/models/%20", headers=admin)
@@ -109,7 +120,11 @@ async def test_upstream_existence_check_outside_dev(nursery, config) -> None:  #
     _, base = await start_fake(nursery)
     dstack = await nursery.start(serve_fake_dstack_agent, FakeDstackAgent())
     server = await start_server(
-        nursery, config, openai_base_url=base, openai_api_key=API_KEY, dev=False,
+        nursery,
+        config,
+        openai_base_url=base,
+        openai_api_key=API_KEY,
+        dev=False,
         dstack_simulator_endpoint=dstack,
     )
     # Without DEV there is no mock-login: make the admin's session through the store.

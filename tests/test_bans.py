@@ -47,7 +47,9 @@ async def test_scenario_43_expired_manual_ban_no_longer_active(
     user = await _user(client, server)
     await bans.create(db, user, bans.MANUAL, None, timedelta(seconds=1))
     # Instead of waiting 2 s: move the ban's expiry into the past.
-    await db.execute("UPDATE user_bans SET expires_at = NOW() - INTERVAL '1 second' WHERE user_id = $1", user)
+    await db.execute(
+        "UPDATE user_bans SET expires_at = NOW() - INTERVAL '1 second' WHERE user_id = $1", user
+    )
     assert not await bans.has_active(db, user)
     await bans.create(db, user, bans.MANUAL, None, timedelta(hours=1))
     assert await bans.has_active(db, user)
@@ -75,6 +77,8 @@ async def test_scenario_45_ban_for_duration_twice_is_a_no_op(
     user = await _user(client, server)
     assert await bans.ban_for_duration(db, user, bans.NEAR_BALANCE_LOW, "low", timedelta(hours=1))
     first = await db.fetchval("SELECT expires_at FROM user_bans WHERE user_id = $1", user)
-    assert not await bans.ban_for_duration(db, user, bans.NEAR_BALANCE_LOW, "low", timedelta(hours=2))
+    assert not await bans.ban_for_duration(
+        db, user, bans.NEAR_BALANCE_LOW, "low", timedelta(hours=2)
+    )
     assert await bans.count_active(db, user) == 1
     assert await db.fetchval("SELECT expires_at FROM user_bans WHERE user_id = $1", user) == first

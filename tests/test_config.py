@@ -75,8 +75,16 @@ def test_cli_prints_one_line_without_traceback(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "SERVER_"))}
     env["SERVER_PORT"] = "not-a-port"
     result = subprocess.run(
-        [sys.executable, "-m", "privchat", "serve"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "privchat", "serve"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
-    assert result.stderr.strip() == "privchat: configuration error: SERVER_PORT: expected a whole number"
+    assert (
+        result.stderr.strip()
+        == "privchat: configuration error: SERVER_PORT: expected a whole number"
+    )
     assert "Traceback" not in result.stderr

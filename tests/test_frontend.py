@@ -32,7 +32,9 @@ async def test_spa(nursery: trio.Nursery, config, tmp_path: Path) -> None:  # no
         asset = await client.get("/assets/app-3f9a.js")
         assert asset.status_code == 200 and asset.content == b"console.log('hi')"
         assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"
-        conditional = await client.get("/assets/app-3f9a.js", headers={"if-none-match": asset.headers["etag"]})
+        conditional = await client.get(
+            "/assets/app-3f9a.js", headers={"if-none-match": asset.headers["etag"]}
+        )
         assert conditional.status_code == 304
         missing = await client.get("/assets/nope.js")
         assert missing.status_code == 404 and "cache-control" not in missing.headers
@@ -46,7 +48,12 @@ async def test_spa(nursery: trio.Nursery, config, tmp_path: Path) -> None:  # no
 
     # Traversal: send raw paths, since HTTP clients normalise `..` away.
     host, port = server.url.removeprefix("http://").rsplit(":", 1)
-    for raw in (b"/../secret.txt", b"/assets/../../secret.txt", b"/%2e%2e/secret.txt", b"/..%2fsecret.txt"):
+    for raw in (
+        b"/../secret.txt",
+        b"/assets/../../secret.txt",
+        b"/%2e%2e/secret.txt",
+        b"/..%2fsecret.txt",
+    ):
         stream = await trio.open_tcp_stream(host, int(port))
         await stream.send_all(b"GET " + raw + b" HTTP/1.1\r\nHost: x\r\n\r\n")
         data = b""

@@ -44,7 +44,8 @@ async def test_wrong_method_on_known_route_is_405(client: httpx2.AsyncClient) ->
 
 async def test_options_answered_by_cors_layer(client: httpx2.AsyncClient) -> None:
     response = await client.options(
-        "/v1/users/me", headers={"Origin": "https://app.near.ai", "Access-Control-Request-Method": "GET"}
+        "/v1/users/me",
+        headers={"Origin": "https://app.near.ai", "Access-Control-Request-Method": "GET"},
     )
     assert response.status_code == 200
     assert response.content == b""
@@ -66,7 +67,9 @@ async def test_cors_headers_on_normal_and_denied_origins(client: httpx2.AsyncCli
 
 def test_cors_rule_matches_reference_cases() -> None:
     """Scenarios 48 and 49 of api.md §6.2."""
-    policy = CorsPolicy.parse(["https://example.com", "http://test.com", "*.near.ai", "*-example.com"])
+    policy = CorsPolicy.parse(
+        ["https://example.com", "http://test.com", "*.near.ai", "*-example.com"]
+    )
     for origin in (
         "https://example.com", "http://test.com", "http://localhost:3000", "http://localhost:8080",
         "http://localhost", "http://127.0.0.1:3000", "http://127.0.0.1:8080", "http://127.0.0.1",
@@ -141,12 +144,23 @@ async def test_near_domain_never_grants_admin(client: httpx2.AsyncClient, config
 
 async def test_malformed_json_bodies_get_text_errors(client: httpx2.AsyncClient) -> None:
     cases = [
-        ({"content": b'{"email": "a@b.c"}'}, 415, "Expected request with `Content-Type: application/json`"),
-        ({"content": b"{nope", "headers": {"content-type": "application/json"}}, 400, "Failed to parse"),
+        (
+            {"content": b'{"email": "a@b.c"}'},
+            415,
+            "Expected request with `Content-Type: application/json`",
+        ),
+        (
+            {"content": b"{nope", "headers": {"content-type": "application/json"}},
+            400,
+            "Failed to parse",
+        ),
         ({"json": {"email": 5}}, 422, "Failed to deserialize the JSON body"),
         ({"json": {"name": "x"}}, 422, "Failed to deserialize the JSON body"),
         (
-            {"content": b"[" + b"1," * (1024 * 1024 + 10) + b"1]", "headers": {"content-type": "application/json"}},
+            {
+                "content": b"[" + b"1," * (1024 * 1024 + 10) + b"1]",
+                "headers": {"content-type": "application/json"},
+            },
             413,
             "Failed to buffer the request body",
         ),
@@ -199,7 +213,7 @@ async def test_body_that_never_arrives_times_out(nursery: trio.Nursery, config) 
     stream = await trio.open_tcp_stream(host, int(port))
     await stream.send_all(
         b"POST /v1/auth/mock-login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Content-Length: 100\r\n\r\n{\"email\""
+        b'Content-Length: 100\r\n\r\n{"email"'
     )
     with trio.fail_after(30):
         data = await stream.receive_some(65536)
@@ -211,7 +225,10 @@ async def test_metrics_count_requests_by_normalised_endpoint(client: httpx2.Asyn
     await client.get("/health")
     await client.get("/v1/conversations/conv_abc123/items")
     text = (await client.get("/metrics")).text
-    assert 'chat_api_http_requests_total{endpoint="/health",environment="development",method="GET",status_code="200"}' in text
+    assert (
+        'chat_api_http_requests_total{endpoint="/health",environment="development",method="GET",status_code="200"}'
+        in text
+    )
     assert 'endpoint="/v1/conversations/{id}/items"' in text
     assert "chat_api_http_duration_seconds_bucket" in text
 
@@ -237,7 +254,10 @@ async def test_connection_close_is_honoured(server: Running) -> None:
 def test_scenario_52_metrics_path_normalisation() -> None:
     from privchat.observability import normalize_endpoint
 
-    assert normalize_endpoint("/v1/files/3f2b8c1e-1d2a-4c3b-9e8f-0a1b2c3d4e5f/content") == "/v1/files/{id}/content"
+    assert (
+        normalize_endpoint("/v1/files/3f2b8c1e-1d2a-4c3b-9e8f-0a1b2c3d4e5f/content")
+        == "/v1/files/{id}/content"
+    )
     assert normalize_endpoint("/v1/conversations/conv_abc") == "/v1/conversations/{id}"
     assert normalize_endpoint("/v1/responses/resp_1/x/chatcmpl-9") == "/v1/responses/{id}/x/{id}"
     assert normalize_endpoint("/v1/models") == "/v1/models"

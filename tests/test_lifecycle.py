@@ -43,7 +43,9 @@ async def _wait_for_line(proc: trio.Process, needle: str, seen: list[str]) -> No
         seen.extend(line.decode() + "\n" for line in lines)
 
 
-async def test_serve_migrates_then_sigterm_drains_in_flight_stream(database_url: str, tmp_path: Path) -> None:
+async def test_serve_migrates_then_sigterm_drains_in_flight_stream(
+    database_url: str, tmp_path: Path
+) -> None:
     (tmp_path / "big.bin").write_bytes(os.urandom(1024) * (BIG // 1024))
     port = _free_port()
     with empty_database(database_url) as url:
@@ -59,7 +61,10 @@ async def test_serve_migrates_then_sigterm_drains_in_flight_stream(database_url:
         }
         seen: list[str] = []
         proc = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "privchat", "serve"], env=env, stderr=subprocess.PIPE, cwd=tmp_path
+            [sys.executable, "-m", "privchat", "serve"],
+            env=env,
+            stderr=subprocess.PIPE,
+            cwd=tmp_path,
         )
         try:
             with trio.fail_after(60):
@@ -68,7 +73,10 @@ async def test_serve_migrates_then_sigterm_drains_in_flight_stream(database_url:
             async with httpx2.AsyncClient(base_url=base) as client:
                 health = await client.get("/health")
                 assert health.status_code == 200 and health.json()["status"] == "ok"
-                tables = query(url, "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'public'")
+                tables = query(
+                    url,
+                    "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'public'",
+                )
                 assert tables[0]["n"] == 15  # the 14 tables + the migration history
 
                 async with client.stream("GET", "/big.bin") as stream:
@@ -97,7 +105,9 @@ async def test_serve_migrates_then_sigterm_drains_in_flight_stream(database_url:
                 await proc.wait()
 
 
-async def test_streams_outlive_the_framework_response_timeout(autojump_clock: trio.abc.Clock) -> None:
+async def test_streams_outlive_the_framework_response_timeout(
+    autojump_clock: trio.abc.Clock,
+) -> None:
     """Pitfall 2: Quart's 60 s RESPONSE_TIMEOUT must not cut a streamed body.
 
     The app is privchat's own factory; a test blueprint streams with a 90 s pause in virtual time.
@@ -144,7 +154,16 @@ async def test_dev_answers_health_within_30s_without_any_configuration(tmp_path:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "OPENAI_", "DEV"))}
     proc = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "privchat", "dev", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+        [
+            sys.executable,
+            "-m",
+            "privchat",
+            "dev",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

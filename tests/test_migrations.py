@@ -37,7 +37,10 @@ def test_schema_has_the_fourteen_tables(database_url: str) -> None:
 def test_schema_constraints_and_indexes(database_url: str) -> None:
     constraints = {
         r["conname"]
-        for r in query(database_url, "SELECT conname FROM pg_constraint WHERE connamespace = 'public'::regnamespace")
+        for r in query(
+            database_url,
+            "SELECT conname FROM pg_constraint WHERE connamespace = 'public'::regnamespace",
+        )
     }
     for name in (
         "users_email_key", "oauth_accounts_provider_provider_user_id_key",
@@ -45,7 +48,10 @@ def test_schema_constraints_and_indexes(database_url: str) -> None:
         "near_used_nonces_nonce_hex_check", "models_model_id_key", "system_configs_key_key",
     ):  # fmt: skip
         assert name in constraints, name
-    indexes = {r["indexname"] for r in query(database_url, "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
+    indexes = {
+        r["indexname"]
+        for r in query(database_url, "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")
+    }
     for name in (
         "idx_users_email", "idx_sessions_token_hash", "idx_sessions_expires_at",
         "idx_conversations_updated_at", "idx_files_file_created_at", "idx_user_activity_type_created",
@@ -56,7 +62,14 @@ def test_schema_constraints_and_indexes(database_url: str) -> None:
         database_url,
         "SELECT conrelid::regclass::text AS t FROM pg_constraint WHERE contype = 'f' AND confdeltype = 'c'",
     )
-    assert {r["t"] for r in cascades} == TABLES - {"users", "oauth_states", "app_config", "near_used_nonces", "models", "system_configs"}
+    assert {r["t"] for r in cascades} == TABLES - {
+        "users",
+        "oauth_states",
+        "app_config",
+        "near_used_nonces",
+        "models",
+        "system_configs",
+    }
 
 
 def test_two_replicas_migrate_at_once(database_url: str) -> None:
@@ -65,12 +78,29 @@ def test_two_replicas_migrate_at_once(database_url: str) -> None:
     args = [exe, "migrate"] if exe.endswith("privchat") else [exe, "-m", "privchat", "migrate"]
     with empty_database(database_url) as url:
         env = {**os.environ, "DATABASE_URL": url, "LOG_FORMAT": "json"}
-        procs = [subprocess.Popen(args, env=env, cwd=Path(__file__).parent.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+        procs = [
+            subprocess.Popen(
+                args,
+                env=env,
+                cwd=Path(__file__).parent.parent,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for _ in range(2)
+        ]
         results = [p.communicate(timeout=120) for p in procs]
         assert [p.returncode for p in procs] == [0, 0], results
         rows = query(url, "SELECT version, count(*) AS n FROM privchat_migrations GROUP BY version")
         assert {r["version"]: r["n"] for r in rows} == {m.version: 1 for m in load(MIGRATIONS)}
-        assert len(query(url, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")) == 15
+        assert (
+            len(
+                query(
+                    url,
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
+                )
+            )
+            == 15
+        )
 
 
 def test_changed_migration_stops_startup(database_url: str, tmp_path: Path) -> None:

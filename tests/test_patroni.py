@@ -14,7 +14,9 @@ from .conftest import start_server
 from .fakes import FakeRequest, Reply, serve_handler
 
 
-def _member(name: str, host: str, role: str, state: str = "running", **extra: Any) -> dict[str, Any]:
+def _member(
+    name: str, host: str, role: str, state: str = "running", **extra: Any
+) -> dict[str, Any]:
     return {"name": name, "host": host, "port": 5432, "role": role, "state": state, **extra}
 
 
@@ -40,7 +42,9 @@ def test_classification() -> None:
             parse_cluster(bad)
 
 
-async def test_follows_a_new_leader_without_restart(nursery: trio.Nursery, config, database_url: str) -> None:  # noqa: ANN001
+async def test_follows_a_new_leader_without_restart(
+    nursery: trio.Nursery, config, database_url: str
+) -> None:  # noqa: ANN001
     parts = urlsplit(database_url)
     document: dict[str, Any] = {"members": [_member("pg-1", "127.0.0.1", "leader")]}
     available = True
@@ -71,7 +75,9 @@ async def test_follows_a_new_leader_without_restart(nursery: trio.Nursery, confi
     assert follower.changes == 0 and await db.fetchval("SELECT 2") == 2
 
     available = True
-    document = {"members": [_member("pg-1", "127.0.0.1", "replica"), _member("pg-2", "localhost", "leader")]}
+    document = {
+        "members": [_member("pg-1", "127.0.0.1", "replica"), _member("pg-2", "localhost", "leader")]
+    }
     old_pool = db._pool
     await follower.refresh()
     assert follower.changes == 1 and follower.leader.name == "pg-2"
@@ -84,7 +90,12 @@ async def test_no_leader_stops_startup(nursery: trio.Nursery, config) -> None:  
         return Reply.json({"members": [_member("pg-1", "127.0.0.1", "replica")]})
 
     base = await nursery.start(serve_handler, patroni)
-    with pytest.RaisesGroup(pytest.RaisesExc(PatroniError, match="no running leader"), flatten_subgroups=True):
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(PatroniError, match="no running leader"), flatten_subgroups=True
+    ):
         await start_server(
-            nursery, config, database_primary_app_id="chat-db", patroni_cluster_url=f"{base}/cluster"
+            nursery,
+            config,
+            database_primary_app_id="chat-db",
+            patroni_cluster_url=f"{base}/cluster",
         )

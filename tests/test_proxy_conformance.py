@@ -23,7 +23,9 @@ from tests.proxyfixtures import API_KEY, JSON, Proxy, body, proxy, sha
 __all__ = ["proxy"]
 
 
-async def _stream(p: Proxy, headers: dict[str, str], data: bytes | None = None) -> tuple[httpx2.Response, bytes]:
+async def _stream(
+    p: Proxy, headers: dict[str, str], data: bytes | None = None
+) -> tuple[httpx2.Response, bytes]:
     chunks: list[bytes] = []
     async with p.client.stream(
         "POST", "/v1/responses", content=data or body(), headers={**JSON, **headers}
@@ -99,7 +101,9 @@ async def test_idle_timeout_aborts_client_body(nursery: trio.Nursery, config) ->
         received = b""
         with pytest.raises(httpx2.RemoteProtocolError):
             async with client.stream(
-                "POST", "/v1/responses", content=body(),
+                "POST",
+                "/v1/responses",
+                content=body(),
                 headers={**JSON, **headers, "x-fake-gaps": "3:2000"},
             ) as r:
                 async for chunk in r.aiter_raw():
@@ -114,7 +118,9 @@ async def test_upstream_drop_aborts_client_body(proxy: Proxy) -> None:
         received = b""
         with pytest.raises(httpx2.RemoteProtocolError):
             async with proxy.client.stream(
-                "POST", "/v1/responses", content=body(),
+                "POST",
+                "/v1/responses",
+                content=body(),
                 headers={**JSON, **headers, "x-fake-fail": "drop", "x-fake-write": write},
             ) as r:
                 async for chunk in r.aiter_raw():
@@ -132,7 +138,9 @@ async def test_client_abort_closes_upstream_within_100ms(proxy: Proxy) -> None:
     for index in range(3):
         headers = await proxy.headers()
         async with proxy.client.stream(
-            "POST", "/v1/responses", content=body(),
+            "POST",
+            "/v1/responses",
+            content=body(),
             headers={**JSON, **headers, "x-fake-delay-ms": "50", "x-fake-deltas": "200"},
         ) as r:
             async for _ in r.aiter_raw():
@@ -150,9 +158,11 @@ async def test_client_abort_closes_upstream_within_100ms(proxy: Proxy) -> None:
 async def test_client_abort_before_first_byte_cancels_upstream(proxy: Proxy) -> None:
     headers = await proxy.headers()
     async with trio.open_nursery() as nursery:
+
         async def go() -> None:
             await proxy.client.post(
-                "/v1/responses", content=body(),
+                "/v1/responses",
+                content=body(),
                 headers={**JSON, **headers, "x-fake-first-delay-ms": "5000"},
             )
 
@@ -183,10 +193,14 @@ async def test_multipart_body_reaches_upstream_unchanged(proxy: Proxy) -> None:
     boundary = "privchat-test-boundary-7d1"
     payload = bytes(range(256)) * 64
     raw = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nuser_data\r\n"
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n"
-        f"Content-Type: application/octet-stream\r\n\r\n"
-    ).encode() + payload + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nuser_data\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.bin"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + payload
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
 
     async def pieces():  # noqa: ANN202
         for start in range(0, len(raw), 1000):
@@ -195,8 +209,11 @@ async def test_multipart_body_reaches_upstream_unchanged(proxy: Proxy) -> None:
     upstream = Upstream(proxy.fake_url, StaticKey(API_KEY))
     try:
         headers = client_headers(
-            [("Content-Type", f"multipart/form-data; boundary={boundary}"),
-             ("Content-Length", str(len(raw))), ("Cookie", "session=secret")]
+            [
+                ("Content-Type", f"multipart/form-data; boundary={boundary}"),
+                ("Content-Length", str(len(raw))),
+                ("Cookie", "session=secret"),
+            ]
         )
         response = await upstream.open("POST", "files", headers=headers, content=pieces())
         await response.aread()
@@ -211,7 +228,8 @@ async def test_multipart_body_reaches_upstream_unchanged(proxy: Proxy) -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "raw_body"), [(429, "slow down, please"), (429, None), (503, None), (400, None), (500, "boom")]
+    ("status", "raw_body"),
+    [(429, "slow down, please"), (429, None), (503, None), (400, None), (500, "boom")],
 )
 async def test_non_2xx_relayed_verbatim(proxy: Proxy, status: int, raw_body: str | None) -> None:
     headers = await proxy.headers()
@@ -220,7 +238,8 @@ async def test_non_2xx_relayed_verbatim(proxy: Proxy, status: int, raw_body: str
         knobs["x-fake-fail-body"] = raw_body
     async with httpx2.AsyncClient(base_url=proxy.fake_url) as direct:
         expected = await direct.post(
-            "/responses", content=body(),
+            "/responses",
+            content=body(),
             headers={**JSON, **knobs, "authorization": f"Bearer {API_KEY}"},
         )
     r = await proxy.client.post(
@@ -253,7 +272,9 @@ async def test_compressed_body_relayed_with_encoding_and_no_stale_length(
     assert r.json()["object"] == "response"  # the client decodes what it asked for
     # Raw relay check: fetch raw bytes and decode them ourselves.
     async with proxy.client.stream(
-        "POST", "/v1/responses", json=data,
+        "POST",
+        "/v1/responses",
+        json=data,
         headers={**(await proxy.headers()), "accept-encoding": encoding},
     ) as s:
         compressed = b"".join([c async for c in s.aiter_raw()])
@@ -310,8 +331,16 @@ async def test_request_header_policy_d2(proxy: Proxy) -> None:
     assert r.status_code == 200
     [request] = proxy.fake.requests_to("/v1/responses", "POST")
     names = {k.decode().lower() for k, _ in request.headers}
-    for dropped in ("cookie", "origin", "referer", "forwarded", "x-forwarded-for",
-                    "x-forwarded-proto", "proxy-authorization", "te"):
+    for dropped in (
+        "cookie",
+        "origin",
+        "referer",
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "proxy-authorization",
+        "te",
+    ):
         assert dropped not in names, dropped
     assert request.header("authorization") == f"Bearer {API_KEY}".encode()
     assert request.header("x-signing-algo") == b"ed25519"
@@ -332,7 +361,8 @@ async def test_repeated_response_headers_kept_d3(proxy: Proxy) -> None:
     relayed = r.headers.get_list("vary")
     async with httpx2.AsyncClient(base_url=proxy.fake_url) as direct:
         upstream = await direct.get(
-            "/signature/resp_nope", headers={"authorization": f"Bearer {API_KEY}", "origin": "http://x"}
+            "/signature/resp_nope",
+            headers={"authorization": f"Bearer {API_KEY}", "origin": "http://x"},
         )
     for value in upstream.headers.get_list("vary"):
         assert value in relayed, (value, relayed)

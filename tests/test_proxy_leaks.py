@@ -36,7 +36,9 @@ async def test_200_cancelled_streams_leak_nothing(proxy: Proxy) -> None:
     tokens = [await login(proxy.client) for _ in range(STREAMS)]
     svc = proxy.server.services
     # Warm up once so lazily created things exist before the baseline.
-    ok = await proxy.client.post("/v1/responses", content=body(), headers={**JSON, **auth(tokens[0])})
+    ok = await proxy.client.post(
+        "/v1/responses", content=body(), headers={**JSON, **auth(tokens[0])}
+    )
     assert ok.status_code == 200
     await trio.sleep(1.01)  # rate-limit window of that user
     baseline_names = _task_names()
@@ -50,7 +52,9 @@ async def test_200_cancelled_streams_leak_nothing(proxy: Proxy) -> None:
                 knobs["x-fake-first-delay-ms"] = "2000"  # cancelled before the head
             with trio.move_on_after(0.3 if mode == 0 else 5):
                 async with client.stream(
-                    "POST", "/v1/responses", content=body(),
+                    "POST",
+                    "/v1/responses",
+                    content=body(),
                     headers={**JSON, **auth(tokens[i]), **knobs},
                 ) as r:
                     got = 0
@@ -90,7 +94,9 @@ async def test_200_cancelled_streams_leak_nothing(proxy: Proxy) -> None:
 
     # The pool still serves, and task count is back to the baseline (small slack for the
     # keep-alive connection of the test client and hypercorn's per-connection tasks).
-    r = await proxy.client.post("/v1/responses", content=body(), headers={**JSON, **auth(tokens[0])})
+    r = await proxy.client.post(
+        "/v1/responses", content=body(), headers={**JSON, **auth(tokens[0])}
+    )
     assert r.status_code == 200 and r.content == fake.streams[-1].data
     # Allowed growth: the DB pool's connections (one trio-asyncio I/O task each, bounded by
     # the pool size) and the handlers of pooled keep-alive connections (test client, upstream).

@@ -30,7 +30,10 @@ def test_window_then_concurrency_arithmetic() -> None:
     second = limiter.acquire(user)
     assert isinstance(second, Rejection)
     assert second.retry_after_ms == 750  # 1000 - 250 (truncated)
-    assert second.body == {"error": "Rate limit exceeded. Please retry after 750ms.", "retry_after_ms": 750}
+    assert second.body == {
+        "error": "Rate limit exceeded. Please retry after 750ms.",
+        "retry_after_ms": 750,
+    }
     assert second.retry_after_seconds == 1
     # Exactly 1 s later the timestamp is not "strictly older": still limited, 0 ms.
     clock.now = 1001.0
@@ -95,7 +98,10 @@ async def test_scenarios_32_33_34_first_ok_second_429_other_user_ok(proxy: Proxy
     payload = second.json()
     assert payload["error"].startswith("Rate limit exceeded. Please retry after ")
     assert 0 <= payload["retry_after_ms"] <= 1000
-    assert payload["error"] == f"Rate limit exceeded. Please retry after {payload['retry_after_ms']}ms."
+    assert (
+        payload["error"]
+        == f"Rate limit exceeded. Please retry after {payload['retry_after_ms']}ms."
+    )
     assert second.headers["retry-after"] == "1"  # D16
     other = await proxy.client.post("/v1/responses", content=data, headers={**JSON, **b})
     assert other.status_code != 429  # 34
@@ -129,7 +135,9 @@ async def test_concurrency_slot_released_at_response_head(proxy: Proxy) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     limiter: RateLimiter = proxy.server.services.extras["ratelimit"]
     async with proxy.client.stream(
-        "POST", "/v1/responses", content=body(),
+        "POST",
+        "/v1/responses",
+        content=body(),
         headers={**JSON, **headers, "x-fake-delay-ms": "200", "x-fake-deltas": "20"},
     ) as r:
         assert r.status_code == 200

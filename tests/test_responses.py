@@ -43,7 +43,9 @@ def _plain(model: str, **extra: object) -> dict:  # type: ignore[type-arg]
 async def test_scenario_24_non_public_model_403(proxy: Proxy) -> None:
     admin = await _admin(proxy)
     await _set(proxy, admin, "test-non-public-model", {"public": False})
-    r = await proxy.client.post("/v1/responses", json=_plain("test-non-public-model"), headers=admin)
+    r = await proxy.client.post(
+        "/v1/responses", json=_plain("test-non-public-model"), headers=admin
+    )
     assert r.status_code == 403 and r.json() == {"error": "This model is not available"}
     assert proxy.fake.requests_to("/v1/responses") == []
 
@@ -71,7 +73,10 @@ async def _prompted(proxy: Proxy, prompt: str) -> None:
     user = await proxy.headers()
     r = await proxy.client.post("/v1/responses", json=_plain("privchat-dev/echo"), headers=user)
     assert r.status_code == 200  # 26
-    assert r.headers["x-nearai-model-system-prompt-sha256"] == hashlib.sha256(prompt.encode()).hexdigest()
+    assert (
+        r.headers["x-nearai-model-system-prompt-sha256"]
+        == hashlib.sha256(prompt.encode()).hexdigest()
+    )
     sent = json.loads(proxy.fake.requests_to("/v1/responses")[-1].body)
     assert sent["instructions"] == prompt
     other = await proxy.headers()
@@ -137,7 +142,8 @@ async def test_d5_foreign_or_unknown_conversation_404_before_upstream(proxy: Pro
     assert proxy.fake.requests_to("/v1/responses") == []
     # The owner may use it, as a string or as an object.
     r = await proxy.client.post(
-        "/v1/responses", content=body(conversation={"id": conversation}),
+        "/v1/responses",
+        content=body(conversation={"id": conversation}),
         headers={**JSON, **auth(owner_token)},
     )
     assert r.status_code == 200
@@ -147,7 +153,9 @@ async def test_d5_foreign_or_unknown_conversation_404_before_upstream(proxy: Pro
 
 async def test_ban_403_and_activity_row(proxy: Proxy) -> None:
     token, user_id = await proxy.user()
-    r = await proxy.client.post("/v1/responses", json=_plain("privchat-dev/echo"), headers=auth(token))
+    r = await proxy.client.post(
+        "/v1/responses", json=_plain("privchat-dev/echo"), headers=auth(token)
+    )
     assert r.status_code == 200
     svc = proxy.server.services
     await svc.activity.flush()
@@ -160,7 +168,9 @@ async def test_ban_403_and_activity_row(proxy: Proxy) -> None:
     ]
     await bans.create(svc.db, user_id, bans.MANUAL, "test", None)
     await trio.sleep(1.01)  # rate-limit window
-    r = await proxy.client.post("/v1/responses", json=_plain("privchat-dev/echo"), headers=auth(token))
+    r = await proxy.client.post(
+        "/v1/responses", json=_plain("privchat-dev/echo"), headers=auth(token)
+    )
     assert r.status_code == 403
     assert r.json() == {"error": "Access temporarily restricted. Please try again later."}
 
@@ -176,6 +186,7 @@ async def test_scenarios_29_30_31_near_balance_gating(nursery: trio.Nursery, con
     )
     gate = server.services.extras["balance"]
     async with httpx2.AsyncClient(base_url=server.url, timeout=30) as client:
+
         async def mock(email: str, provider: str | None) -> dict[str, str]:
             payload = {"email": email, "name": "N"}
             if provider:
@@ -188,10 +199,14 @@ async def test_scenarios_29_30_31_near_balance_gating(nursery: trio.Nursery, con
         rich = await mock("rich.near@near", "near")
         poor = await mock("zero-balance.near@near", "near")
         for headers in (plain, rich, poor):
-            r = await client.post("/v1/responses", json=_plain("privchat-dev/echo"), headers=headers)
+            r = await client.post(
+                "/v1/responses", json=_plain("privchat-dev/echo"), headers=headers
+            )
             assert r.status_code != 403  # 29, 30, 31 (first request)
         await gate.settled()
-        assert [q["account_id"] for q in rpc.queries("view_account")].count("zero-balance.near") == 1
+        assert [q["account_id"] for q in rpc.queries("view_account")].count(
+            "zero-balance.near"
+        ) == 1
         await trio.sleep(1.01)  # rate-limit window, as the scenario's 1.1 s wait
         r = await client.post("/v1/responses", json=_plain("privchat-dev/echo"), headers=poor)
         assert r.status_code == 403

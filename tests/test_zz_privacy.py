@@ -30,8 +30,12 @@ async def test_planted_secrets_never_reach_the_logs(client: httpx2.AsyncClient) 
         ("GET", f"/v1/unknown?token={PLANTED_TOKEN}"),
     ):
         await client.request(method, path, json=body, headers=auth(PLANTED_TOKEN))
-        await client.request(method, path, json={"system_prompt": PLANTED_PROMPT}, headers=auth(token))
-    await client.get("/health", headers={"Authorization": f"Basic {PLANTED_TOKEN}", "Cookie": PLANTED_TOKEN})
+        await client.request(
+            method, path, json={"system_prompt": PLANTED_PROMPT}, headers=auth(token)
+        )
+    await client.get(
+        "/health", headers={"Authorization": f"Basic {PLANTED_TOKEN}", "Cookie": PLANTED_TOKEN}
+    )
 
     for handler in __import__("logging").getLogger().handlers:
         handler.flush()

@@ -51,7 +51,13 @@ async def summary() -> Response:
             "period_end": ts_z(end),
             "user_metrics": {
                 key: totals[key]
-                for key in ("total_users", "new_users", "active_users", "total_logins", "total_signups")
+                for key in (
+                    "total_users",
+                    "new_users",
+                    "active_users",
+                    "total_logins",
+                    "total_signups",
+                )
             },
             "activity_metrics": {
                 key: totals[key]

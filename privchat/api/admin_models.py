@@ -62,7 +62,9 @@ async def _verify_upstream(model_id: str) -> None:
     try:
         response = await get_upstream().call("GET", f"model/{quote(model_id, safe='')}")
     except UpstreamError:
-        raise ApiError(500, f"Failed to verify existence of model '{model_id}' with proxy") from None
+        raise ApiError(
+            500, f"Failed to verify existence of model '{model_id}' with proxy"
+        ) from None
     if response.status_code == 404:
         raise ApiError(400, f"Model '{model_id}' does not exist in proxy service")
     if not 200 <= response.status_code < 300:

@@ -25,6 +25,7 @@ from .users import user_json
 
 log = logging.getLogger(__name__)
 
+
 class VpcCredentials(Protocol):
     """The hook for VPC mode (api.md §4.3): registered as `svc.extras["vpc_credentials"]` by the
     VPC key source. `revoke()` deletes the `app_config` rows `vpc_api_key` and

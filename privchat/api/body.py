@@ -28,7 +28,9 @@ def _is_json(content_type: str | None) -> bool:
     if not content_type:
         return False
     mime = content_type.split(";", 1)[0].strip().lower()
-    return mime == "application/json" or (mime.startswith("application/") and mime.endswith("+json"))
+    return mime == "application/json" or (
+        mime.startswith("application/") and mime.endswith("+json")
+    )
 
 
 async def read_bytes(limit: int = MAX_JSON_BYTES) -> bytes:
@@ -60,7 +62,9 @@ async def read_json(model: type[M]) -> M:
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise TextError(400, f"Failed to parse the request body as JSON: {type(exc).__name__}") from None
+        raise TextError(
+            400, f"Failed to parse the request body as JSON: {type(exc).__name__}"
+        ) from None
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -45,7 +45,9 @@ async def annotate(body: dict[str, Any]) -> dict[str, Any]:
 async def model_list() -> Response:
     try:
         upstream = await get_upstream().open(
-            "GET", "model/list", query=request.query_string,
+            "GET",
+            "model/list",
+            query=request.query_string,
             headers=client_headers(request.headers),
         )
     except UpstreamError as exc:

@@ -29,7 +29,9 @@ async def has_active(db: Database | Connection, user_id: uuid.UUID) -> bool:
 
 async def count_active(db: Database | Connection, user_id: uuid.UUID) -> int:
     return int(
-        await db.fetchval(f"SELECT COUNT(*) FROM user_bans WHERE user_id = $1 AND {_ACTIVE}", user_id)
+        await db.fetchval(
+            f"SELECT COUNT(*) FROM user_bans WHERE user_id = $1 AND {_ACTIVE}", user_id
+        )
     )
 
 

@@ -43,7 +43,9 @@ async def public_map(db: Database | Connection, model_ids: list[str]) -> dict[st
     return {row["model_id"]: ModelSettings.parse(row["settings"]).public for row in rows}
 
 
-async def page(db: Database, limit: int, offset: int) -> tuple[list[tuple[str, ModelSettings]], int]:
+async def page(
+    db: Database, limit: int, offset: int
+) -> tuple[list[tuple[str, ModelSettings]], int]:
     rows = await db.fetch(
         "SELECT model_id, settings FROM models ORDER BY model_id ASC LIMIT $1 OFFSET $2",
         limit,

@@ -108,7 +108,9 @@ class LeaderFollower:
         try:
             dsn, leader = await leader_dsn(self.client, self.config)
         except PatroniError as exc:
-            log.error("patroni refresh failed; keeping the current leader", extra={"error": str(exc)})
+            log.error(
+                "patroni refresh failed; keeping the current leader", extra={"error": str(exc)}
+            )
             return
         if (leader.host, leader.port) == (self.leader.host, self.leader.port):
             return

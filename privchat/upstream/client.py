@@ -228,8 +228,9 @@ class Upstream:
                 continue
             out.append((name, value))
         out.append(("authorization", await self._authorization()))
-        request = self.client.build_request(method, self.url(path, query), headers=out,
-                                            content=content)
+        request = self.client.build_request(
+            method, self.url(path, query), headers=out, content=content
+        )
         return await self._send(request, stream=True)
 
     async def call(
@@ -249,12 +250,15 @@ class Upstream:
             response.extensions = {**response.extensions, WAIT_KEY: time.perf_counter() - started}
             return response
         except httpx2.TimeoutException as exc:
-            log.warning("upstream timeout", extra={"path": request.url.path,
-                                                   "error": type(exc).__name__})
+            log.warning(
+                "upstream timeout", extra={"path": request.url.path, "error": type(exc).__name__}
+            )
             raise UpstreamError(504, f"upstream timed out ({type(exc).__name__})") from None
         except (httpx2.HTTPError, httpx2.StreamError, OSError) as exc:
-            log.warning("upstream unreachable", extra={"path": request.url.path,
-                                                       "error": type(exc).__name__})
+            log.warning(
+                "upstream unreachable",
+                extra={"path": request.url.path, "error": type(exc).__name__},
+            )
             raise UpstreamError(502, _error_text(exc)) from None
 
 
