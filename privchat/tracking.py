@@ -21,7 +21,7 @@ import httpx2
 import trio
 from quart import Response, g
 
-from .errors import ProxyError
+from .errors import ProxyError, json_response
 from .services.registry import services
 from .store import conversations, files
 from .upstream import UpstreamError, buffered, decode, get_upstream, send_bytes
@@ -137,3 +137,36 @@ async def _discard(path: str, kind: str) -> None:
             )
         except UpstreamError:
             log.warning("untracked object could not be discarded", extra={"kind": kind})
+
+
+def upstream_json(data: bytes) -> Any:
+    """An internal call's JSON answer, or 502 when the upstream sent something else."""
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProxyError(502, f"OpenAI API error: Failed to parse JSON: {exc}") from None
+
+
+async def delete_tracked(
+    path: str, forget: Callable[[], Awaitable[bool]], *, kind: str, missing: ProxyError
+) -> Response:
+    """Delete an owned object upstream, then its ownership row.
+
+    An object already gone upstream (404) loses its stale row and answers `missing` (C3);
+    any other non-200 is a 502 and the row stays.
+    """
+    response = await get_upstream().call("DELETE", path)
+    gone = response.status_code == 404
+    if response.status_code != 200 and not gone:
+        raise ProxyError(
+            502, f"OpenAI API error: OpenAI API returned status {response.status_code}"
+        )
+    body = None if gone else upstream_json(response.content)
+    try:
+        deleted = await forget()
+    except Exception as exc:
+        log.error("ownership delete failed", extra={"kind": kind, "error": type(exc).__name__})
+        raise ProxyError(500, f"Failed to delete {kind}: Database error") from None
+    if gone or not deleted:
+        raise missing
+    return json_response(body)

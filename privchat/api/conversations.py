@@ -20,7 +20,14 @@ from ..auth.guards import require_session
 from ..errors import ProxyError, json_response, not_found
 from ..services.registry import services
 from ..store import conversations
-from ..tracking import answer_tracked, conversation_created, conversation_updated, inspect
+from ..tracking import (
+    answer_tracked,
+    conversation_created,
+    conversation_updated,
+    delete_tracked,
+    inspect,
+    upstream_json,
+)
 from ..upstream import UpstreamError, buffered, client_headers, get_upstream, relay, send_bytes
 from .body import streamed_body
 
@@ -65,13 +72,6 @@ async def _forward(
 async def _tracked_create(method: str, path: str, *, body: bool) -> Response:
     upstream = await _forward(method, path, body=body)
     return await answer_tracked(upstream, conversation_created, kind="conversation", path_of=_path)
-
-
-def _json_or_502(data: bytes) -> Any:
-    try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProxyError(502, f"OpenAI API error: Failed to parse JSON: {exc}") from None
 
 
 @bp.post("/v1/conversations")
@@ -160,7 +160,7 @@ async def get_conversation(conversation_id: str) -> Response:
         raise ProxyError(
             502, f"OpenAI API error: OpenAI API returned status {response.status_code}"
         )
-    return json_response(_json_or_502(response.content))
+    return json_response(upstream_json(response.content))
 
 
 @bp.post("/v1/conversations/<conversation_id>")
@@ -178,22 +178,12 @@ async def update_conversation(conversation_id: str) -> Response:
 @require_session
 async def delete_conversation(conversation_id: str) -> Response:
     await _check_access(conversation_id)
-    response = await get_upstream().call("DELETE", _path(conversation_id))
-    gone = response.status_code == 404
-    if response.status_code != 200 and not gone:
-        raise ProxyError(
-            502, f"OpenAI API error: OpenAI API returned status {response.status_code}"
-        )
-    body = None if gone else _json_or_502(response.content)
-    try:
-        deleted = await conversations.delete(services().db, conversation_id, g.user_id)
-    except Exception as exc:
-        log.error("conversation delete failed", extra={"error": type(exc).__name__})
-        raise ProxyError(500, "Failed to delete conversation: Database error") from None
-    if gone or not deleted:
-        # Already gone upstream: the stale row is removed and the id is reported missing (P6).
-        raise not_found()
-    return json_response(body)
+    return await delete_tracked(
+        _path(conversation_id),
+        lambda: conversations.delete(services().db, conversation_id, g.user_id),
+        kind="conversation",
+        missing=not_found(),
+    )
 
 
 @bp.get("/v1/conversations/<conversation_id>/items")

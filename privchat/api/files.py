@@ -8,7 +8,6 @@ new file's row is committed.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from urllib.parse import quote
@@ -19,7 +18,7 @@ from ..auth.guards import require_session
 from ..errors import ProxyError, TextError, json_response, not_found
 from ..services.registry import services
 from ..store import files
-from ..tracking import answer_tracked, file_uploaded
+from ..tracking import answer_tracked, delete_tracked, file_uploaded
 from ..upstream import UpstreamError, client_headers, get_upstream, relay
 from .body import streamed_body
 
@@ -129,26 +128,12 @@ async def get_file(file_id: str) -> Response:
 @require_session
 async def delete_file(file_id: str) -> Response:
     await _check_access(file_id)
-    response = await get_upstream().call("DELETE", _path(file_id))
-    gone = response.status_code == 404
-    if response.status_code != 200 and not gone:
-        raise ProxyError(
-            502, f"OpenAI API error: OpenAI API returned status {response.status_code}"
-        )
-    body = None
-    if not gone:
-        try:
-            body = json.loads(response.content)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ProxyError(502, f"OpenAI API error: Failed to parse JSON: {exc}") from None
-    try:
-        deleted = await files.delete(services().db, file_id, g.user_id)
-    except Exception as exc:
-        log.error("file delete failed", extra={"error": type(exc).__name__})
-        raise ProxyError(500, "Failed to delete file: Database error") from None
-    if gone or not deleted:
-        raise _file_not_found()  # already gone upstream: the stale row is removed (P6)
-    return json_response(body)
+    return await delete_tracked(
+        _path(file_id),
+        lambda: files.delete(services().db, file_id, g.user_id),
+        kind="file",
+        missing=_file_not_found(),
+    )
 
 
 @bp.get("/v1/files/<file_id>/content")
