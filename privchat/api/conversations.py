@@ -155,7 +155,7 @@ async def get_conversation(conversation_id: str) -> Response:
     await _check_access(conversation_id)
     response = await get_upstream().call("GET", _path(conversation_id))
     if response.status_code == 404:
-        raise not_found()  # tracked here but gone upstream (P6)
+        raise not_found()  # tracked here but gone upstream (C3)
     if response.status_code != 200:
         raise ProxyError(
             502, f"OpenAI API error: OpenAI API returned status {response.status_code}"
