@@ -106,7 +106,7 @@ async def _batch(chunk: list[str]) -> list[Any]:
             502, f"OpenAI API error: Failed to parse JSON: {type(exc).__name__}"
         ) from None
     if missing:
-        # Gone upstream (deleted elsewhere, expired): not shown, rows kept (see deviations P7).
+        # Gone upstream (deleted elsewhere, expired): not shown, rows kept (see deviation C3).
         log.info("conversations missing upstream", extra={"missing": len(missing)})
     return data
 

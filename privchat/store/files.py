@@ -1,7 +1,7 @@
 """The `files` table: the caller's uploaded files, served from PostgreSQL (api.md §2.6).
 
 Ownership = a row (id, user_id). The list is keyset-paginated on (file_created_at, id), so files
-uploaded within the same second are neither skipped nor repeated across pages (P4).
+uploaded within the same second are neither skipped nor repeated across pages (deviation C1).
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class FileRecord:
 async def track(db: Database | Connection, record: FileRecord, user_id: uuid.UUID) -> bool:
     """Insert the file for `user_id`, or refresh it if the same user already has it.
 
-    A file id another user owns is left alone (P5): ownership never moves. Returns True when
+    A file id another user owns is left alone (deviation C2): ownership never moves. Returns True when
     the caller owns the file afterwards.
     """
     owner = await db.fetchval(
