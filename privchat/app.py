@@ -14,6 +14,7 @@ from quart_trio.asgi import TrioASGIHTTPConnection
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from . import __version__
+from .api.routing import unmatched_api_path
 from .cors import VARY, CorsPolicy
 from .errors import ApiError, ProxyError, TextError, json_response
 from .observability import MetricsMiddleware
@@ -125,10 +126,13 @@ def create_app(svc: Services) -> QuartTrio:
     async def _http_error(error: HTTPException) -> Response | HTTPException:
         status = error.code or 500
         if status == 405 and isinstance(error, MethodNotAllowed):
+            if request.path.startswith(API_PREFIXES):
+                # The SPA fallback matches GET on any path, so ask which real routes match (D13).
+                try:
+                    return await unmatched_api_path()
+                except ApiError as api_error:  # error handlers do not chain
+                    return api_error.response()
             allowed = sorted(set(error.valid_methods or ()) - {"OPTIONS"})
-            if request.path.startswith(API_PREFIXES) and set(allowed) <= {"GET", "HEAD"}:
-                # Only the static fallback matched: for API paths that is an unknown route (D13).
-                return ApiError(404, "Not found").response()
             return Response("", status=405, headers={"Allow": ",".join(allowed)})
         if status == 404 and request.path.startswith(API_PREFIXES):
             return ApiError(404, "Not found").response()

@@ -262,3 +262,29 @@ def test_scenario_52_metrics_path_normalisation() -> None:
     assert normalize_endpoint("/v1/responses/resp_1/x/chatcmpl-9") == "/v1/responses/{id}/x/{id}"
     assert normalize_endpoint("/v1/models") == "/v1/models"
     assert normalize_endpoint("/health") == "/health"
+
+
+async def test_wrong_method_on_session_route_is_401_then_405(client: httpx2.AsyncClient) -> None:
+    """api.md §1.1: the auth layer wraps the route including its 405 handling."""
+    for method, path in (
+        ("PUT", "/v1/users/me"),
+        ("DELETE", "/v1/configs"),
+        ("GET", "/v1/auth/logout"),
+    ):
+        anonymous = await client.request(method, path)
+        assert anonymous.status_code == 401, path
+        assert anonymous.json()["message"] == "Missing authorization header"
+    token = await login(client)
+    signed_in = await client.put("/v1/users/me", headers=auth(token))
+    assert signed_in.status_code == 405 and "GET" in signed_in.headers["allow"]
+    # Routes outside the session guard answer 405 straight away.
+    assert (await client.post("/v1/attestation/report")).status_code == 405
+
+
+async def test_wrong_method_on_admin_route_is_405(client: httpx2.AsyncClient) -> None:
+    admin = await login(client, "methods@admin.org")
+    response = await client.put("/v1/admin/users", headers=auth(admin))
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET,HEAD"
+    assert (await client.put("/v1/admin/nothing-here", headers=auth(admin))).status_code == 404
+    assert (await client.put("/v1/admin/users")).status_code == 401  # the guard runs first

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from quart import Blueprint
+from quart import Blueprint, Response
 
 from ..auth.guards import authorize_admin
-from ..errors import ApiError
+from .routing import unmatched_api_path
 
 bp = Blueprint("admin", __name__, url_prefix="/v1/admin")
 
@@ -18,5 +18,5 @@ async def _guard() -> None:
 @bp.route(
     "/<path:rest>", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"], endpoint="unknown"
 )
-async def unknown(rest: str) -> None:
-    raise ApiError(404, "Not found")
+async def unknown(rest: str) -> Response:
+    return await unmatched_api_path()

@@ -13,8 +13,8 @@ from pathlib import Path
 from quart import Blueprint, Response, redirect, request, send_file
 from werkzeug.security import safe_join
 
-from ..errors import ApiError
 from ..services.registry import services
+from .routing import unmatched_api_path
 
 bp = Blueprint("frontend", __name__)
 
@@ -34,7 +34,7 @@ NO_FRONTEND = """<!doctype html>
 @bp.route("/<path:path>", methods=["GET", "HEAD"])
 async def static(path: str) -> Response:
     if request.path.startswith(("/v1/", "/api/")) or request.path in ("/v1", "/api"):
-        raise ApiError(404, "Not found")
+        return await unmatched_api_path()
     root = Path(services().config.frontend_dir)
     last = path.rsplit("/", 1)[-1]
     target = _resolve(root, path)
