@@ -1,5 +1,6 @@
 # privchat image. Reproducible by construction where this file can make it so:
-# a digest-pinned base (pass BASE_IMAGE=python:3.11-slim-bookworm@sha256:...), wheels only,
+# a digest-pinned base (pass BASE_IMAGE=python:3.11-slim-bookworm@sha256:...), hash-locked
+# wheels only (requirements.lock),
 # no bytecode written with timestamps, PYTHONHASHSEED=0 and SOURCE_DATE_EPOCH for stable .pyc,
 # a fixed install prefix, a non-root user with a normalised /etc/shadow, no .env in the image.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
@@ -16,12 +17,14 @@ ENV SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH} \
     PATH=/app/.venv/bin:$PATH
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY privchat ./privchat
 COPY db ./db
 
+# Dependencies from the hash-locked list (scripts/lock.sh), wheels only; then privchat itself.
 RUN python -m venv /app/.venv \
- && pip install --no-compile --only-binary=:all: --no-binary=privchat . \
+ && pip install --no-compile --require-hashes --no-deps --only-binary=:all: -r requirements.lock \
+ && pip install --no-compile --no-deps . \
  && python -m compileall -q --invalidation-mode unchecked-hash /app/.venv/lib /app/privchat \
  && rm -rf /root/.cache \
  && useradd -m -u 1000 app \
