@@ -201,3 +201,20 @@ def test_json_is_compact_utf8() -> None:
     data = frame({"type": "t", "x": 1.0, "s": "ü"})
     assert json.loads(data.split(b"data: ")[1]) == {"type": "t", "x": 1.0, "s": "ü"}
     assert b" " not in data.split(b"data: ")[1].strip()
+
+
+def test_stored_turn_keeps_input_before_output_across_a_second_boundary() -> None:
+    """The turn started at t=100; the input is stored later (now), but with the turn's time."""
+    from privchat.devtools.fake_cloud.routes_responses import _store_turn
+    from privchat.devtools.fake_cloud.store import Conversation
+
+    turn = _turn(input="Hello")
+    script = build_script(turn, Knobs())
+    conv = Conversation(core="0" * 32, created_at=90)
+    _store_turn(conv, turn.request, turn, script)
+    assert [item["created_at"] for item in conv.items] == [100] * len(conv.items)
+    ordered = sorted(conv.items, key=lambda item: item["created_at"])
+    assert [item.get("role") for item in ordered if item["type"] == "message"] == [
+        "user",
+        "assistant",
+    ]

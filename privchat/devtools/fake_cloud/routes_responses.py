@@ -189,9 +189,13 @@ def _store_turn(conv: Conversation, body: dict[str, Any], turn: Turn, script: Sc
     for raw in inputs or []:
         if isinstance(raw, dict) and "role" in raw:
             try:
-                conv.items.append(stored_item({"type": "message", **raw}, turn.response_id))
+                item = stored_item({"type": "message", **raw}, turn.response_id)
             except HttpError:
                 continue
+            # The input precedes the output: same timestamp as the turn, so listing (sorted by
+            # created_at, stable) keeps user before assistant even when the turn spans a second.
+            item["created_at"] = turn.created_at
+            conv.items.append(item)
     assert script.final is not None
     conv.items.extend(dict(item) for item in script.final["output"])
     conv.turns += 1
