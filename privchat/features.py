@@ -27,5 +27,7 @@ def _openers() -> list:  # type: ignore[type-arg]
     from .attestation.service import open_attestation
     from .services.balance import open_balance_gate
     from .upstream.client import open_upstream
+    from .upstream.vpc import open_vpc
 
-    return [open_upstream, open_responses, open_balance_gate, open_attestation]
+    # open_vpc registers the key source that open_upstream uses.
+    return [open_vpc, open_upstream, open_responses, open_balance_gate, open_attestation]
