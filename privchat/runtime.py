@@ -80,6 +80,8 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
         if config.patroni_enabled:
             follower = LeaderFollower(config, db, patroni, leader)
         await migrate(db, config.database_migrations_path)
+        if config.telemetry_otlp_endpoint:
+            log.warning("TELEMETRY_OTLP_ENDPOINT is set, but metrics are served at /metrics only")
         activity = ActivityWriter(db)
         svc = Services(config, db, activity, Metrics(config.environment))
         if follower is not None:
