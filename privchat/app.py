@@ -159,7 +159,8 @@ async def _drain_unread_body(response: Response) -> None:
     body: Any = request.body
     if getattr(body, "_complete", None) is None or body._complete.is_set():
         return
-    if request.content_length is not None and request.content_length > DRAIN_LIMIT:
+    too_big = request.content_length is not None and request.content_length > DRAIN_LIMIT
+    if too_big or response.status_code == 408:  # a stalled body will not arrive now either
         response.headers["Connection"] = "close"
         return
     try:
