@@ -98,20 +98,27 @@ async def test_200_cancelled_streams_leak_nothing(proxy: Proxy) -> None:
         "/v1/responses", content=body(), headers={**JSON, **auth(tokens[0])}
     )
     assert r.status_code == 200 and r.content == fake.streams[-1].data
-    # Allowed growth: the DB pool's connections (one trio-asyncio I/O task each, bounded by
-    # the pool size) and the handlers of pooled keep-alive connections (test client, upstream).
+    # Allowed growth: the DB pool's connections (one trio-asyncio I/O task each, bounded by the
+    # pool size), and hypercorn's per-connection tasks for keep-alive sockets: how long those
+    # live is up to the clients and the keep-alive timeout, not to privchat's request handling.
+    # Every per-request task (the ASGI handlers, relay guards, upstream reads) must be gone.
     from collections import Counter
+
+    connection_tasks = {
+        "trio._highlevel_serve_listeners._run_handler",
+        "hypercorn.trio.tcp_server.TCPServer._idle_timeout",
+    }
 
     def extra() -> Counter[str]:
         grown = Counter(_task_names()) - Counter(baseline_names)
         io = grown.pop("trio_asyncio.BaseTrioEventLoop._io_task", 0)
         assert io <= svc.config.database_max_connections
+        for name in connection_tasks:
+            grown.pop(name, None)
         return grown
 
-    # The test client's idle keep-alive connections each hold a hypercorn handler task: close
-    # them, so only leaked tasks can remain.
     await proxy.client.aclose()
     with trio.move_on_after(5):
-        while sum(extra().values()) > 4:  # noqa: ASYNC110 - tasks end asynchronously
+        while sum(extra().values()) > 0:  # noqa: ASYNC110 - tasks end asynchronously
             await trio.sleep(0.05)
-    assert sum(extra().values()) <= 4, extra()
+    assert sum(extra().values()) == 0, extra()
