@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 COMPENSATE_SECONDS = 5.0
 
 Recorder = Callable[[uuid.UUID, dict[str, Any]], Awaitable[Any]]
+Owns = Callable[[Any, str, uuid.UUID], Awaitable[bool]]
 
 
 class TrackingFailed(Exception):
@@ -137,6 +138,17 @@ async def _discard(path: str, kind: str) -> None:
             )
         except UpstreamError:
             log.warning("untracked object could not be discarded", extra={"kind": kind})
+
+
+async def check_owned(owns: Owns, object_id: str, *, kind: str, missing: ProxyError) -> None:
+    """404 (`missing`) unless the caller owns `object_id`: unknown and foreign ids look alike."""
+    try:
+        owned = await owns(services().db, object_id, g.user_id)
+    except Exception as exc:
+        log.error("access check failed", extra={"kind": kind, "error": type(exc).__name__})
+        raise ProxyError(500, f"Failed to get {kind}: Database error") from None
+    if not owned:
+        raise missing
 
 
 def upstream_json(data: bytes) -> Any:

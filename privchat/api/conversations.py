@@ -22,6 +22,7 @@ from ..services.registry import services
 from ..store import conversations
 from ..tracking import (
     answer_tracked,
+    check_owned,
     conversation_created,
     conversation_updated,
     delete_tracked,
@@ -48,13 +49,7 @@ def _path(conversation_id: str, suffix: str = "") -> str:
 
 
 async def _check_access(conversation_id: str) -> None:
-    try:
-        owned = await conversations.owns(services().db, conversation_id, g.user_id)
-    except Exception as exc:
-        log.error("conversation access check failed", extra={"error": type(exc).__name__})
-        raise ProxyError(500, "Failed to get conversation: Database error") from None
-    if not owned:
-        raise not_found()
+    await check_owned(conversations.owns, conversation_id, kind="conversation", missing=not_found())
 
 
 async def _forward(

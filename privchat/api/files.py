@@ -18,7 +18,7 @@ from ..auth.guards import require_session
 from ..errors import ProxyError, TextError, json_response, not_found
 from ..services.registry import services
 from ..store import files
-from ..tracking import answer_tracked, delete_tracked, file_uploaded
+from ..tracking import answer_tracked, check_owned, delete_tracked, file_uploaded
 from ..upstream import UpstreamError, client_headers, get_upstream, relay
 from .body import streamed_body
 
@@ -45,13 +45,7 @@ def _file_not_found() -> ProxyError:
 
 
 async def _check_access(file_id: str) -> None:
-    try:
-        owned = await files.owns(services().db, file_id, g.user_id)
-    except Exception as exc:
-        log.error("file access check failed", extra={"error": type(exc).__name__})
-        raise ProxyError(500, "Failed to get file: Database error") from None
-    if not owned:
-        raise _file_not_found()
+    await check_owned(files.owns, file_id, kind="file", missing=_file_not_found())
 
 
 @bp.post("/v1/files")
