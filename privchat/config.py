@@ -53,6 +53,14 @@ def _seconds(raw: str) -> float:
     return value
 
 
+def _seconds_or_zero(raw: str) -> float:
+    try:
+        zero = float(raw.strip()) == 0
+    except ValueError:
+        zero = False
+    return 0.0 if zero else _seconds(raw)
+
+
 def _url(raw: str) -> str:
     value = raw.strip()
     parts = urlsplit(value)
@@ -155,6 +163,7 @@ class Config:
     near_expected_recipient: str = "private.near.ai"
     auth_admin_domains: tuple[str, ...] = ()
     cors_allowed_origins: tuple[str, ...] = _csv(DEFAULT_CORS)
+    session_cache_seconds: float = 60.0
     # frontend
     frontend_dir: Path = Path("crates/api/frontend/dist")
     # attestation
@@ -248,6 +257,7 @@ _VARIABLES: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("NEAR_EXPECTED_RECIPIENT", "near_expected_recipient", _str),
     ("AUTH_ADMIN_DOMAINS", "auth_admin_domains", _csv),
     ("CORS_ALLOWED_ORIGINS", "cors_allowed_origins", _csv),
+    ("SESSION_CACHE_SECONDS", "session_cache_seconds", _seconds_or_zero),
     ("FRONTEND_DIR", "frontend_dir", lambda raw: Path(raw.strip())),
     ("DSTACK_SIMULATOR_ENDPOINT", "dstack_simulator_endpoint", lambda raw: raw.strip() or None),
     ("LOG_LEVEL", "log_level", _level),

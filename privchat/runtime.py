@@ -22,6 +22,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from .app import create_app
 from .auth import sessions
+from .auth.session_cache import SessionCache
 from .config import Config
 from .observability import Metrics
 from .services.activity import ActivityWriter
@@ -83,11 +84,19 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
         if config.telemetry_otlp_endpoint:
             log.warning("TELEMETRY_OTLP_ENDPOINT is set, but metrics are served at /metrics only")
         activity = ActivityWriter(db)
-        svc = Services(config, db, activity, Metrics(config.environment))
+        svc = Services(
+            config,
+            db,
+            activity,
+            Metrics(config.environment),
+            SessionCache(ttl=config.session_cache_seconds),
+        )
         if follower is not None:
             svc.extras["patroni"] = follower
         async with trio.open_nursery() as nursery:
             nursery.start_soon(supervise, "activity", activity.run)
+            if svc.sessions.ttl > 0:
+                nursery.start_soon(supervise, "session-cache", partial(svc.sessions.run, db))
             nursery.start_soon(
                 supervise, "cleanup", partial(every, CLEANUP_PERIOD, partial(_cleanup, db))
             )

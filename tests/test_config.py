@@ -34,8 +34,10 @@ def test_parsing(tmp_path: Path) -> None:
             "AUTH_ADMIN_DOMAINS": " Admin.org, ,example.com ",
             "LOG_FORMAT": "weird",
             "LOG_MODULE_DATABASE": "debug",
+            "SESSION_CACHE_SECONDS": "0",
         }
     )
+    assert config.session_cache_seconds == 0
     assert config.dev and config.server_port == 9000
     assert config.database_password == "s3cret"
     assert config.admin_domains == {"admin.org", "example.com"}
@@ -54,6 +56,7 @@ def test_parsing(tmp_path: Path) -> None:
         ({"DATABASE_PASSWORD_FILE": "/nonexistent/pw"}, "DATABASE_PASSWORD_FILE"),
         ({"OPENAI_API_KEY_FILE": "/nonexistent/key"}, "OPENAI_API_KEY_FILE"),
         ({"UPSTREAM_IDLE_TIMEOUT_SECONDS": "-1"}, "UPSTREAM_IDLE_TIMEOUT_SECONDS"),
+        ({"SESSION_CACHE_SECONDS": "-5"}, "SESSION_CACHE_SECONDS"),
         ({"TLS_CERT_FILE": "/x.pem"}, "TLS_CERT_FILE"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),

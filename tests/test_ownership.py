@@ -88,6 +88,7 @@ async def test_deleted_users_ids_are_gone_for_everyone(env: Env) -> None:
         "SELECT user_id FROM conversations WHERE id = $1", conversation_id
     )
     await env.db.execute("DELETE FROM users WHERE id = $1", owner)
+    await env.server.services.sessions.synced(env.db)  # the cascade reached the session cache
     assert (
         await env.db.fetchval("SELECT count(*) FROM conversations WHERE id = $1", conversation_id)
         == 0

@@ -167,6 +167,7 @@ async def test_ban_403_and_activity_row(proxy: Proxy) -> None:
         {"model_id": "privchat-dev/echo", "model_settings_cache_hit": False}
     ]
     await bans.create(svc.db, user_id, bans.MANUAL, "test", None)
+    await svc.sessions.synced(svc.db)  # the ban reached the session cache
     await trio.sleep(1.01)  # rate-limit window
     r = await proxy.client.post(
         "/v1/responses", json=_plain("privchat-dev/echo"), headers=auth(token)

@@ -34,8 +34,9 @@ class Logout(BaseModel):
 async def logout() -> Response:
     """Delete any one of the caller's sessions (not necessarily the one in use)."""
     body = await read_json(Logout)
+    svc = services()
     try:
-        outcome = await login_flow.logout(services().db, body.session_id, g.user_id)
+        outcome = await login_flow.logout(svc.db, body.session_id, g.user_id)
     except Exception:
         log.exception("logout failed", extra={"user_id": str(g.user_id)})
         raise ApiError(
@@ -49,6 +50,7 @@ async def logout() -> Response:
         )
     if outcome == "forbidden":
         raise ApiError(403, "You can only logout your own sessions")
+    svc.sessions.forget_user(g.user_id)  # here at once; other replicas are notified
     return Response("", status=204)
 
 

@@ -93,8 +93,8 @@ async def _proxy(svc: Services, user_id: uuid.UUID) -> Response:
     if g.banned:  # read with the session, in the same round trip
         raise ProxyError(403, "Access temporarily restricted. Please try again later.")
     gate = svc.extras.get("balance")
-    if gate is not None:
-        gate.submit(user_id)
+    if gate is not None and g.near_account is not None:
+        gate.submit(user_id, g.near_account)
 
     raw = await read_bytes(limit=svc.config.max_upload_bytes)
     body = _parse(raw)

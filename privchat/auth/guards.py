@@ -46,8 +46,9 @@ async def authenticate() -> sessions.Session:
             "Invalid or malformed session token",
             "Session token must start with 'sess_' and be 37 characters long",
         )
+    svc = services()
     try:
-        session = await sessions.find(services().db, token)
+        session = await svc.sessions.find(svc.db, token)
     except Exception:
         log.exception("session lookup failed")
         raise ApiError(500, "Failed to authenticate session") from None
@@ -57,7 +58,8 @@ async def authenticate() -> sessions.Session:
             "Session not found",
             "The provided session token does not match any active session. Please log in again.",
         )
-    if session.expires_at < datetime.now(UTC):
+    now = datetime.now(UTC)
+    if session.expires_at < now:
         raise ApiError(
             401,
             "Session has expired",
@@ -65,7 +67,8 @@ async def authenticate() -> sessions.Session:
         )
     g.user_id = session.user_id
     g.session_id = session.id
-    g.banned = session.banned
+    g.banned = session.banned_at(now)
+    g.near_account = session.near_account
     return session
 
 

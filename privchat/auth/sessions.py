@@ -33,7 +33,12 @@ class Session:
     created_at: datetime
     expires_at: datetime
     token: str | None = None  # only known right after creation
-    banned: bool = False  # an active ban, read in the same round trip as the session
+    banned: bool = False  # an active ban when read, in the same round trip as the session
+    ban_ends: datetime | None = None  # when the last active ban ends; None: never, or no ban
+    near_account: str | None = None  # the user's newest NEAR link (balance gating, §2.7.3)
+
+    def banned_at(self, now: datetime) -> bool:
+        return self.banned and (self.ban_ends is None or self.ban_ends > now)
 
 
 async def create(conn: Connection | Database, user_id: uuid.UUID) -> Session:
@@ -52,18 +57,35 @@ async def create(conn: Connection | Database, user_id: uuid.UUID) -> Session:
 
 
 async def find(db: Database, token: str) -> Session | None:
-    """The session of `token`, with its user's ban status (one round trip for both)."""
+    return await find_by_hash(db, hash_token(token))
+
+
+async def find_by_hash(db: Database, token_hash: str) -> Session | None:
+    """The session, with its user's active bans (and when they end) and newest NEAR account,
+    in one round trip."""
     row = await db.fetchrow(
-        "SELECT s.id, s.user_id, s.created_at, s.expires_at, EXISTS ("
-        "  SELECT 1 FROM user_bans b WHERE b.user_id = s.user_id AND b.revoked_at IS NULL"
-        "  AND (b.expires_at IS NULL OR b.expires_at > NOW())"
-        ") AS banned FROM sessions s WHERE s.token_hash = $1",
-        hash_token(token),
+        "SELECT s.id, s.user_id, s.created_at, s.expires_at, b.n > 0 AS banned,"
+        " CASE WHEN b.permanent THEN NULL ELSE b.ends END AS ban_ends, ("
+        "  SELECT provider_user_id FROM oauth_accounts WHERE user_id = s.user_id"
+        "  AND provider = 'near' ORDER BY linked_at DESC LIMIT 1"
+        " ) AS near_account"
+        " FROM sessions s CROSS JOIN LATERAL ("
+        "  SELECT count(*) AS n, bool_or(expires_at IS NULL) AS permanent, max(expires_at) AS ends"
+        "  FROM user_bans WHERE user_id = s.user_id AND revoked_at IS NULL"
+        "  AND (expires_at IS NULL OR expires_at > NOW())"
+        " ) b WHERE s.token_hash = $1",
+        token_hash,
     )
     if row is None:
         return None
     return Session(
-        row["id"], row["user_id"], row["created_at"], row["expires_at"], banned=row["banned"]
+        row["id"],
+        row["user_id"],
+        row["created_at"],
+        row["expires_at"],
+        banned=row["banned"],
+        ban_ends=row["ban_ends"],
+        near_account=row["near_account"],
     )
 
 

@@ -1,10 +1,10 @@
 """NEAR balance gating (api.md §2.7.3), off the request path.
 
-`/v1/responses` calls `BalanceGate.submit(user_id)`, which never blocks: the user id goes into a
-bounded channel (dropped when full, or when that user is already being checked). A supervised
-worker takes ids from the channel and checks each, a few at a time:
+`/v1/responses` calls `BalanceGate.submit(user_id, account)` for users with a NEAR link (step 1:
+the newest `near` link, `linked_at DESC`, read with the session), which never blocks: the pair
+goes into a bounded channel (dropped when full, or when that user is already being checked). A
+supervised worker takes them from the channel and checks each, a few at a time:
 
-1. the user's newest `near` link (`linked_at DESC`); none → done;
 2. a fresh (5 min) cached balance of at least 1 NEAR → done (low balances are never cached);
 3. `view_account` over JSON-RPC (`NEAR_RPC_URL`); any RPC/parse error → done, no ban;
 4. below 1 NEAR → a 1 h `near_balance_low` ban unless any ban is already active.
@@ -50,7 +50,7 @@ class BalanceGate:
         self._svc = svc
         self._client = client
         self._clock = clock
-        self._send, self._receive = trio.open_memory_channel[uuid.UUID](QUEUE)
+        self._send, self._receive = trio.open_memory_channel[tuple[uuid.UUID, str]](QUEUE)
         self._queued: set[uuid.UUID] = set()
         self._cache: dict[str, tuple[int, float]] = {}  # account id -> (balance, checked at)
         self._idle = trio.Event()
@@ -58,12 +58,12 @@ class BalanceGate:
         self.checked = 0
         self.banned = 0
 
-    def submit(self, user_id: uuid.UUID) -> None:
-        """Queue a check for `user_id`; never blocks, never raises."""
+    def submit(self, user_id: uuid.UUID, account: str) -> None:
+        """Queue a check of `user_id`'s NEAR `account`; never blocks, never raises."""
         if user_id in self._queued:
             return
         try:
-            self._send.send_nowait(user_id)
+            self._send.send_nowait((user_id, account))
         except trio.WouldBlock:
             log.warning("balance queue full; check skipped")
             return
@@ -80,13 +80,13 @@ class BalanceGate:
         """The worker: checks, at most `CONCURRENCY` at once."""
         limit = trio.CapacityLimiter(CONCURRENCY)
         async with trio.open_nursery() as nursery:
-            async for user_id in self._receive:
+            async for user_id, account in self._receive:
                 await limit.acquire_on_behalf_of(user_id)
-                nursery.start_soon(self._one, user_id, limit)
+                nursery.start_soon(self._one, user_id, account, limit)
 
-    async def _one(self, user_id: uuid.UUID, limit: trio.CapacityLimiter) -> None:
+    async def _one(self, user_id: uuid.UUID, account: str, limit: trio.CapacityLimiter) -> None:
         try:
-            await self.check(user_id)
+            await self.check(user_id, account)
         except Exception:
             log.exception("balance check failed", extra={"user_id": str(user_id)})
         finally:
@@ -95,15 +95,8 @@ class BalanceGate:
             if not self._queued:
                 self._idle.set()
 
-    async def check(self, user_id: uuid.UUID) -> None:
+    async def check(self, user_id: uuid.UUID, account: str) -> None:
         db = self._svc.db
-        account = await db.fetchval(
-            "SELECT provider_user_id FROM oauth_accounts WHERE user_id = $1 AND provider = 'near'"
-            " ORDER BY linked_at DESC LIMIT 1",
-            user_id,
-        )
-        if account is None:
-            return
         cached = self._cache.get(account)
         if cached is not None and self._clock() - cached[1] < CACHE_SECONDS:
             return
@@ -120,6 +113,7 @@ class BalanceGate:
             return
         reason = f"NEAR balance {balance} is below required minimum {ONE_NEAR}"
         if await bans.ban_for_duration(db, user_id, bans.NEAR_BALANCE_LOW, reason, BAN_DURATION):
+            self._svc.sessions.forget_user(user_id)  # here at once; other replicas are notified
             self.banned += 1
             log.info("user banned for low NEAR balance", extra={"user_id": str(user_id)})
 

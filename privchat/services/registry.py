@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from quart import current_app
 
+from ..auth.session_cache import SessionCache
 from ..config import Config
 from ..observability import Metrics
 from ..store import Database
@@ -25,6 +26,7 @@ class Services:
     db: Database
     activity: ActivityWriter
     metrics: Metrics
+    sessions: SessionCache = field(default_factory=lambda: SessionCache(ttl=0))
     # Features register their own long-lived objects here (upstream client, attestation, ...).
     extras: dict[str, Any] = field(default_factory=dict)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import ssl as ssl_module
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -77,12 +77,22 @@ class Connection:
             await self._aio(tx.commit)()
 
 
+class Listening:
+    """A LISTEN connection: `lost` is set once it no longer delivers notifications."""
+
+    def __init__(self, conn: Connection, lost: trio.Event) -> None:
+        self.conn = conn
+        self.lost = lost
+
+
 class Database:
     """The pool every repository shares. Open with `Database.connect`, inside a trio-asyncio loop."""
 
-    def __init__(self, pool: asyncpg.Pool, loop: Any) -> None:
+    def __init__(self, pool: asyncpg.Pool, loop: Any, connect_args: dict[str, Any]) -> None:
         self._pool = pool
         self._loop = loop
+        self._connect_args = connect_args  # dsn, ssl, timeout: for `listen()`'s own connection
+        self._listeners: set[trio.Event] = set()
 
     def _aio(self, proc: Any) -> Any:
         return trio_asyncio.aio_as_trio(proc, loop=self._loop)
@@ -107,17 +117,16 @@ class Database:
         loop = loop or trio_asyncio.current_loop.get()
         if loop is None:
             raise RuntimeError("Database.connect must run inside trio_asyncio.open_loop()")
+        connect_args = {"dsn": dsn, "ssl": ssl, "timeout": connect_timeout}
         pool = await trio_asyncio.aio_as_trio(asyncpg.create_pool, loop=loop)(
-            dsn,
+            **connect_args,
             min_size=1,
             max_size=max_size,
-            ssl=ssl,
-            timeout=connect_timeout,
             command_timeout=60,
             init=_init_connection,
             connection_class=_PooledConnection,
         )
-        return cls(pool, loop)
+        return cls(pool, loop, connect_args)
 
     async def reconnect(self, dsn: str, *, max_size: int = 10, tls: bool = False) -> None:
         """Point every later query at a new pool for `dsn` (a new Patroni leader, D7).
@@ -127,6 +136,9 @@ class Database:
         other = await Database.connect(dsn, max_size=max_size, tls=tls, loop=self._loop)
         old = self._pool
         self._pool = other._pool
+        self._connect_args = other._connect_args
+        for lost in self._listeners:  # listeners follow the leader too
+            lost.set()
         with trio.CancelScope(shield=True), trio.move_on_after(30):
             await self._aio(old.close)()
 
@@ -155,6 +167,30 @@ class Database:
     async def transaction(self) -> AsyncIterator[Connection]:
         async with self.connection() as conn, conn.transaction():
             yield conn
+
+    @asynccontextmanager
+    async def listen(
+        self, channel: str, on_payload: Callable[[str], None]
+    ) -> AsyncIterator[Listening]:
+        """LISTEN on `channel` over a connection of its own (pooled ones skip their reset),
+        shown in `pg_stat_activity` as application `privchat listen <channel>`.
+
+        `on_payload` runs for each notification, in order. The yielded `Listening.lost` is set
+        when that connection ends or the database moves to a new leader; then leave the block.
+        """
+        conn = await self._aio(asyncpg.connect)(
+            **self._connect_args, server_settings={"application_name": f"privchat listen {channel}"}
+        )
+        lost = trio.Event()
+        self._listeners.add(lost)
+        conn.add_termination_listener(lambda _conn: lost.set())
+        try:
+            await self._aio(conn.add_listener)(channel, lambda *args: on_payload(args[-1]))
+            yield Listening(Connection(conn, self._loop), lost)
+        finally:
+            self._listeners.discard(lost)
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                await self._aio(conn.close)()
 
     async def fetch(self, query: str, *args: Any) -> list[Record]:
         return await self._aio(self._pool.fetch)(query, *args)

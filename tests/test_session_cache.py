@@ -1,0 +1,229 @@
+"""The session cache: requests after the first skip the database, and every change to a session
+or a ban, on any replica or by hand in SQL, reaches every replica's cache (LISTEN/NOTIFY).
+Losing the LISTEN connection empties and bypasses the cache until it listens again."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx2
+import trio
+
+from privchat.auth.session_cache import SessionCache
+from privchat.auth.sessions import Session
+from privchat.runtime import Running
+from privchat.store import bans
+
+from .conftest import auth, login, start_server
+
+
+async def _ready(server: Running) -> SessionCache:
+    cache = server.services.sessions
+    with trio.fail_after(10):
+        await cache.wait_listening()
+    return cache
+
+
+async def _me(client: httpx2.AsyncClient, token: str) -> int:
+    return (await client.get("/v1/users/me", headers=auth(token))).status_code
+
+
+async def test_requests_after_the_first_are_served_from_memory(
+    client: httpx2.AsyncClient, server: Running
+) -> None:
+    cache = await _ready(server)
+    token = await login(client)
+    hits, misses = cache.hits, cache.misses
+    for _ in range(3):
+        assert await _me(client, token) == 200
+    assert (cache.hits - hits, cache.misses - misses) == (2, 1)
+    assert await _me(client, "sess_" + "0" * 32) == 401  # unknown tokens are not kept
+    assert len(cache) == 1
+
+
+async def test_logout_on_one_replica_ends_the_session_on_another(
+    nursery: trio.Nursery, config: Any
+) -> None:
+    a, b = await start_server(nursery, config), await start_server(nursery, config)
+    cache_a, _ = await _ready(a), await _ready(b)
+    async with httpx2.AsyncClient(base_url=a.url) as ca, httpx2.AsyncClient(base_url=b.url) as cb:
+        token = await login(ca)
+        assert await _me(ca, token) == 200
+        assert await _me(ca, token) == 200
+        assert len(cache_a) == 1
+        session_id = await _session_id(a, token)
+        r = await cb.post("/v1/auth/logout", json={"session_id": session_id}, headers=auth(token))
+        assert r.status_code == 204
+        await cache_a.synced(a.services.db)
+        assert len(cache_a) == 0
+        assert await _me(ca, token) == 401
+
+
+async def _session_id(server: Running, token: str) -> str:
+    return str(
+        await server.services.db.fetchval(
+            "SELECT id FROM sessions WHERE token_hash = $1",
+            hashlib.sha256(token.encode()).hexdigest(),
+        )
+    )
+
+
+async def test_changes_made_in_sql_reach_the_cache(
+    client: httpx2.AsyncClient, server: Running
+) -> None:
+    cache = await _ready(server)
+    db = server.services.db
+
+    async def cached_user() -> tuple[str, uuid.UUID]:
+        token = await login(client)
+        assert await _me(client, token) == 200
+        assert await _me(client, token) == 200
+        user_id = await db.fetchval(
+            "SELECT user_id FROM sessions WHERE token_hash = $1",
+            hashlib.sha256(token.encode()).hexdigest(),
+        )
+        return token, user_id
+
+    token, user_id = await cached_user()
+    await db.execute(
+        "UPDATE sessions SET expires_at = NOW() - INTERVAL '1 second' WHERE user_id = $1", user_id
+    )
+    await cache.synced(db)
+    r = await client.get("/v1/users/me", headers=auth(token))
+    assert r.status_code == 401 and r.json()["message"] == "Session has expired"
+
+    token, user_id = await cached_user()
+    await db.execute("DELETE FROM users WHERE id = $1", user_id)  # cascades to sessions
+    await cache.synced(db)
+    assert await _me(client, token) == 401
+
+    token, user_id = await cached_user()
+    assert cache.hits > 0
+    await bans.create(db, user_id, bans.MANUAL, None, None)
+    await cache.synced(db)
+    found = await cache.find(db, token)
+    assert found is not None and found.banned_at(datetime.now(UTC))
+    await db.execute("UPDATE user_bans SET revoked_at = NOW() WHERE user_id = $1", user_id)
+    await cache.synced(db)
+    found = await cache.find(db, token)
+    assert found is not None and not found.banned_at(datetime.now(UTC))
+
+
+async def test_a_timed_ban_ends_on_the_clock_without_a_change(
+    client: httpx2.AsyncClient, server: Running
+) -> None:
+    cache = await _ready(server)
+    db = server.services.db
+    token = await login(client)
+    user_id = await db.fetchval(
+        "SELECT user_id FROM sessions WHERE token_hash = $1",
+        hashlib.sha256(token.encode()).hexdigest(),
+    )
+    await bans.create(db, user_id, bans.MANUAL, None, timedelta(hours=1))
+    await cache.synced(db)
+    session = await cache.find(db, token)
+    assert session is not None and session.ban_ends is not None
+    assert session.banned_at(session.ban_ends - timedelta(seconds=1))
+    assert not session.banned_at(session.ban_ends + timedelta(seconds=1))
+
+
+async def test_losing_the_listen_connection_empties_and_bypasses_the_cache(
+    client: httpx2.AsyncClient, server: Running
+) -> None:
+    cache = await _ready(server)
+    db = server.services.db
+    token = await login(client)
+    assert await _me(client, token) == 200
+    assert len(cache) == 1
+    killed = await db.fetchval(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE application_name = 'privchat listen privchat_auth'"
+        " AND datname = current_database()"
+    )
+    assert killed >= 1
+    with trio.fail_after(10):
+        await cache.wait_listening(False)
+    assert len(cache) == 0
+    misses = cache.misses
+    if not cache.listening:  # not yet listening again: served straight from the database
+        assert await _me(client, token) == 200
+    with trio.fail_after(10):
+        await cache.wait_listening(True)  # the supervisor listens again
+    assert await _me(client, token) == 200
+    assert await _me(client, token) == 200
+    assert len(cache) == 1 and cache.misses >= misses + 1
+
+
+def _session(user_id: uuid.UUID) -> Session:
+    now = datetime.now(UTC)
+    return Session(uuid.uuid4(), user_id, now, now + timedelta(days=1))
+
+
+class _PausedDatabase:
+    """Answers session lookups from a dict, each only when the test lets it."""
+
+    def __init__(self, sessions: dict[str, Session]) -> None:
+        self.sessions = sessions
+        self.asked = trio.Event()
+        self.answer = trio.Event()
+
+    async def fetchrow(self, query: str, token_hash: str) -> dict[str, Any] | None:
+        self.asked.set()
+        await self.answer.wait()
+        s = self.sessions.get(token_hash)
+        if s is None:
+            return None
+        return {
+            "id": s.id,
+            "user_id": s.user_id,
+            "created_at": s.created_at,
+            "expires_at": s.expires_at,
+            "banned": False,
+            "ban_ends": None,
+            "near_account": None,
+        }
+
+
+def _listening_cache(**kwargs: Any) -> SessionCache:
+    cache = SessionCache(**kwargs)
+    cache.listening = True
+    return cache
+
+
+async def test_a_lookup_that_raced_a_change_is_not_kept() -> None:
+    user = uuid.uuid4()
+    token = "sess_" + "1" * 32
+    db = _PausedDatabase({hashlib.sha256(token.encode()).hexdigest(): _session(user)})
+    cache = _listening_cache(ttl=60)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(cache.find, db, token)
+        await db.asked.wait()
+        cache._notified(str(user))  # the session changed while the read was in flight
+        db.answer.set()
+    assert len(cache) == 0
+    await cache.find(db, token)
+    assert len(cache) == 1
+
+
+async def test_entries_are_bounded_in_time_and_number() -> None:
+    now = [0.0]
+    cache = _listening_cache(ttl=60, max_entries=2, clock=lambda: now[0])
+    tokens = ["sess_" + str(i) * 32 for i in range(3)]
+    db = _PausedDatabase(
+        {hashlib.sha256(t.encode()).hexdigest(): _session(uuid.uuid4()) for t in tokens}
+    )
+    db.answer.set()
+    for t in tokens:
+        await cache.find(db, t)
+    assert len(cache) == 2  # the oldest went
+    hits = cache.hits
+    await cache.find(db, tokens[2])
+    assert cache.hits == hits + 1
+    now[0] = 61.0
+    await cache.find(db, tokens[2])
+    assert cache.hits == hits + 1  # expired: read again
+    cache._notified("not-a-uuid")  # a payload we do not understand empties the cache
+    assert len(cache) == 0
