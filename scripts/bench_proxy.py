@@ -12,8 +12,11 @@ same run:
 - client disconnect to upstream disconnect p99 (the fake's clock is calibrated by direct
   disconnects; the estimate is biased low by the direct disconnect's own latency, ~0.1 ms).
 
-Users are drawn from a pool so no user sends more than one request per 1.05 s (the per-user
-rate limit of /v1/responses). Prints a table and writes JSON (`--out`).
+Each paced client is its own user (one request per 1.07 s, under the per-user rate limit of
+/v1/responses); the single paced client and the 64 back-to-back clients draw from pools of users
+so that no user sends more than one request per 1.05 s. Every user has made one request before
+the measurements, as a signed-in user has (their session is warm in privchat's session cache).
+Prints a table and writes JSON (`--out`).
 
     python scripts/bench_proxy.py [--out bench_proxy.json] [--quick]
 """
@@ -100,6 +103,12 @@ class Target:
         self.url = url  # full URL of the responses endpoint
         self.users = users
 
+    def split(self, tokens: list[str], pools: int) -> list[Target]:
+        """One target per client, each drawing from its own share of `tokens`."""
+        if self.users is None:
+            return [self] * pools
+        return [Target(self.name, self.url, Users(tokens[i::pools])) for i in range(pools)]
+
     async def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         token = await self.users.take() if self.users else KEY
         return {**JSON, "authorization": f"Bearer {token}", **(extra or {})}
@@ -128,11 +137,12 @@ async def one_stream(
 
 
 async def paced(
-    client: httpx2.AsyncClient, target: Target, clients: int, per_client: int, period: float
+    client: httpx2.AsyncClient, targets: list[Target], per_client: int, period: float
 ) -> list[float]:
     ttfbs: list[float] = []
+    clients = len(targets)
 
-    async def worker(offset: float) -> None:
+    async def worker(offset: float, target: Target) -> None:
         await trio.sleep(offset)
         next_at = time.perf_counter()
         for _ in range(per_client):
@@ -142,8 +152,8 @@ async def paced(
             await trio.sleep(max(0.0, next_at - time.perf_counter()))
 
     async with trio.open_nursery() as nursery:
-        for i in range(clients):
-            nursery.start_soon(worker, period * i / clients)
+        for i, target in enumerate(targets):
+            nursery.start_soon(worker, period * i / clients, target)
     return ttfbs
 
 
@@ -276,28 +286,48 @@ async def make_users(base: str, count: int) -> list[str]:
     return tokens
 
 
+async def warm(base: str, tokens: list[str]) -> None:
+    """One authenticated request per user, as a signed-in user has made."""
+    limiter = trio.CapacityLimiter(16)
+    async with httpx2.AsyncClient(base_url=base, timeout=60) as client:
+
+        async def one(token: str) -> None:
+            async with limiter:
+                r = await client.get("/v1/users/me", headers={"authorization": f"Bearer {token}"})
+                assert r.status_code == 200, r.status_code
+
+        async with trio.open_nursery() as nursery:
+            for token in tokens:
+                nursery.start_soon(one, token)
+
+
 async def run(
     args: argparse.Namespace, fake_url: str, privchat_url: str, pid: int
 ) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    n_users = 1000 + 64 * 4 if not args.quick else 300
-    tokens = await make_users(privchat_url, n_users)
-    users = Users(tokens[: len(tokens) - (1000 if not args.quick else 100)])
+    n_open = 1000 if not args.quick else 100
+    n_b2b = 1000 if not args.quick else 300  # > 1.05 s x the direct rate: users never throttle
+    tokens = await make_users(privchat_url, 12 + 16 + n_b2b + n_open)
+    await warm(privchat_url, tokens)
+    paced_1, tokens = tokens[:12], tokens[12:]
+    paced_16, tokens = tokens[:16], tokens[16:]
+    b2b, open_tokens = tokens[:n_b2b], tokens[n_b2b:]
     direct = Target("direct", f"{fake_url}/v1/responses", None)
-    via = Target("privchat", f"{privchat_url}/v1/responses", users)
+    via = Target("privchat", f"{privchat_url}/v1/responses", Users([]))
     limits = httpx2.Limits(max_connections=200, max_keepalive_connections=200)
     async with httpx2.AsyncClient(timeout=60, limits=limits) as client:
         # warm-up
-        for t in (direct, via):
+        for t in (direct, *via.split(paced_1, 1)):
             for _ in range(5):
                 await one_stream(client, t, {})
+        await trio.sleep(RATE_GAP)
         scale = 0.3 if args.quick else 1.0
-        for label, clients, per_client, period in (
-            ("paced_1", 1, int(100 * scale), 0.1),
-            ("paced_16", 16, int(15 * scale), 16 / 15),
+        for label, users, clients, per_client, period in (
+            ("paced_1", paced_1, 1, int(100 * scale), 0.1),
+            ("paced_16", paced_16, 16, int(15 * scale), 16 / 15),
         ):
-            d = await paced(client, direct, clients, per_client, period)
-            v = await paced(client, via, clients, per_client, period)
+            d = await paced(client, direct.split([], clients), per_client, period)
+            v = await paced(client, via.split(users, clients), per_client, period)
             results[label] = {
                 "direct_ms": {"p50": ms(pct(d, 50)), "p99": ms(pct(d, 99))},
                 "privchat_ms": {"p50": ms(pct(v, 50)), "p99": ms(pct(v, 99))},
@@ -309,6 +339,7 @@ async def run(
             }
         seconds = 4 if args.quick else 10
         d, d_rate = await back_to_back(client, direct, 64, seconds)
+        via = via.split(b2b, 1)[0]
         v, v_rate = await back_to_back(client, via, 64, seconds)
         results["b2b_64"] = {
             "direct_ms": {"p50": ms(pct(d, 50)), "p99": ms(pct(d, 99))},
@@ -344,14 +375,14 @@ async def run(
             "max": ms(max(lat)),
             "runs": len(lat),
         }
-    count = 1000 if not args.quick else 100
+    count = n_open
     results["open_streams"] = {
         "count": count,
         **{
             k: round(v, 2)
             for k, v in (
                 await open_many(
-                    Target("privchat", f"{privchat_url}/v1/responses", Users(tokens[-count:])),
+                    Target("privchat", f"{privchat_url}/v1/responses", Users(open_tokens)),
                     count,
                     pid,
                 )
