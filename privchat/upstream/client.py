@@ -27,6 +27,7 @@ import trio
 
 from ..config import Config
 from ..errors import json_response
+from .transport import UpstreamTransport
 
 if TYPE_CHECKING:
     from ..services.registry import Services
@@ -156,16 +157,16 @@ class Upstream:
         self.key_source = key_source
         self.connect_timeout = connect_timeout
         self.idle_timeout = idle_timeout
+        limits = httpx2.Limits(
+            max_connections=max_connections, max_keepalive_connections=64, keepalive_expiry=30
+        )
         self.client = httpx2.AsyncClient(
             timeout=httpx2.Timeout(
                 connect=connect_timeout, read=idle_timeout, write=idle_timeout, pool=connect_timeout
             ),
-            limits=httpx2.Limits(
-                max_connections=max_connections, max_keepalive_connections=64, keepalive_expiry=30
-            ),
             follow_redirects=False,
             cookies=_no_cookies(),
-            transport=transport,
+            transport=transport or UpstreamTransport(limits),
             trust_env=False,
         )
         # No default Accept-Encoding/User-Agent of our own: the client's are forwarded as sent,
