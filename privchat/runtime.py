@@ -7,6 +7,7 @@ pool closes, and the process exits 0.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -135,6 +136,10 @@ async def serve(
         shutdown = trio.Event()
     async with trio_asyncio.open_loop(), open_services(config) as svc:
         app = create_app(svc)
+        # What startup built lives as long as the process: keep it out of every later garbage
+        # collection, so collections scan request garbage only (shorter pauses, less CPU).
+        gc.collect()
+        gc.freeze()
         async with trio.open_nursery() as nursery:
             if handle_signals:
                 nursery.start_soon(_wait_for_signals, shutdown)
