@@ -3,7 +3,9 @@
 Starts the fake (`python -m privchat.devtools.fake_cloud`) and privchat (`python -m privchat serve`)
 as separate processes, on a throwaway PostgreSQL database (created on 127.0.0.1:5432, dropped at
 the end), makes users with mock-login (DEV=true), and measures, against the fake directly in the
-same run:
+same run (and, for time to first byte and throughput, against `scripts/floor_relay.py` too: the
+least a relay on the same stack does, so the cost of the hop itself is known apart from
+privchat's):
 
 - time to first byte (first SSE event) p50/p99 at 1 and 16 paced clients and 64 back to back;
 - per-event relay delay (arrival of event i after event 0, via privchat minus direct);
@@ -301,8 +303,30 @@ async def warm(base: str, tokens: list[str]) -> None:
                 nursery.start_soon(one, token)
 
 
+def latency(d: list[float], f: list[float], v: list[float]) -> dict[str, Any]:
+    """TTFB percentiles direct / floor / privchat, and the overheads over direct."""
+    out: dict[str, Any] = {}
+    for name, values in (("direct", d), ("floor", f), ("privchat", v)):
+        out[f"{name}_ms"] = {"p50": ms(pct(values, 50)), "p99": ms(pct(values, 99))}
+    for name, values in (("floor", f), ("privchat", v)):
+        key = "overhead_ms" if name == "privchat" else "floor_overhead_ms"
+        out[key] = {p: ms(pct(values, q) - pct(d, q)) for p, q in (("p50", 50), ("p99", 99))}
+    out["samples"] = len(v)
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
 async def run(
-    args: argparse.Namespace, fake_url: str, privchat_url: str, pid: int
+    args: argparse.Namespace,
+    fake_url: str,
+    floor_url: str,
+    privchat_url: str,
+    pid: int,
+    floor_pid: int,
 ) -> dict[str, Any]:
     results: dict[str, Any] = {}
     n_open = 1000 if not args.quick else 100
@@ -313,11 +337,12 @@ async def run(
     paced_16, tokens = tokens[:16], tokens[16:]
     b2b, open_tokens = tokens[:n_b2b], tokens[n_b2b:]
     direct = Target("direct", f"{fake_url}/v1/responses", None)
+    floor = Target("floor", f"{floor_url}/v1/responses", None)
     via = Target("privchat", f"{privchat_url}/v1/responses", Users([]))
     limits = httpx2.Limits(max_connections=200, max_keepalive_connections=200)
     async with httpx2.AsyncClient(timeout=60, limits=limits) as client:
         # warm-up
-        for t in (direct, *via.split(paced_1, 1)):
+        for t in (direct, floor, *via.split(paced_1, 1)):
             for _ in range(5):
                 await one_stream(client, t, {})
         await trio.sleep(RATE_GAP)
@@ -327,29 +352,28 @@ async def run(
             ("paced_16", paced_16, 16, int(15 * scale), 16 / 15),
         ):
             d = await paced(client, direct.split([], clients), per_client, period)
+            f = await paced(client, floor.split([], clients), per_client, period)
             v = await paced(client, via.split(users, clients), per_client, period)
-            results[label] = {
-                "direct_ms": {"p50": ms(pct(d, 50)), "p99": ms(pct(d, 99))},
-                "privchat_ms": {"p50": ms(pct(v, 50)), "p99": ms(pct(v, 99))},
-                "overhead_ms": {
-                    "p50": ms(pct(v, 50) - pct(d, 50)),
-                    "p99": ms(pct(v, 99) - pct(d, 99)),
-                },
-                "samples": len(v),
-            }
+            results[label] = latency(d, f, v)
         seconds = 4 if args.quick else 10
         d, d_rate = await back_to_back(client, direct, 64, seconds)
+        cpu = cpu_seconds(floor_pid)
+        f, f_rate = await back_to_back(client, floor, 64, seconds)
+        floor_cpu = (cpu_seconds(floor_pid) - cpu) / len(f)
         via = via.split(b2b, 1)[0]
+        cpu = cpu_seconds(pid)
         v, v_rate = await back_to_back(client, via, 64, seconds)
+        privchat_cpu = (cpu_seconds(pid) - cpu) / len(v)
         results["b2b_64"] = {
-            "direct_ms": {"p50": ms(pct(d, 50)), "p99": ms(pct(d, 99))},
-            "privchat_ms": {"p50": ms(pct(v, 50)), "p99": ms(pct(v, 99))},
-            "overhead_ms": {"p50": ms(pct(v, 50) - pct(d, 50)), "p99": ms(pct(v, 99) - pct(d, 99))},
+            **latency(d, f, v),
             "streams_per_s": {
                 "direct": round(d_rate, 1),
+                "floor": round(f_rate, 1),
                 "privchat": round(v_rate, 1),
                 "ratio": round(v_rate / d_rate, 3),
+                "floor_ratio": round(f_rate / d_rate, 3),
             },
+            "cpu_ms_per_stream": {"floor": ms(floor_cpu), "privchat": ms(privchat_cpu)},
         }
         await trio.sleep(RATE_GAP)
         runs = 5 if args.quick else 15
@@ -393,7 +417,9 @@ async def run(
 
 
 def table(results: dict[str, Any]) -> str:
-    rows = [("metric", "direct", "privchat", "overhead / value", "target")]
+    rows = [
+        ("metric", "direct", "floor", "privchat", "floor overhead", "overhead / value", "target")
+    ]
     for label, target in (
         ("paced_1", ""),
         ("paced_16", "p50 <= 2 ms, p99 <= 10 ms"),
@@ -405,7 +431,9 @@ def table(results: dict[str, Any]) -> str:
                 (
                     f"TTFB {label} {p} (ms)",
                     str(r["direct_ms"][p]),
+                    str(r["floor_ms"][p]),
                     str(r["privchat_ms"][p]),
+                    str(r["floor_overhead_ms"][p]),
                     str(r["overhead_ms"][p]),
                     target if p == "p50" else "",
                 )
@@ -415,19 +443,29 @@ def table(results: dict[str, Any]) -> str:
         (
             "streams/s, 64 back to back",
             str(s["direct"]),
+            str(s["floor"]),
             str(s["privchat"]),
+            f"ratio {s['floor_ratio']}",
             f"ratio {s['ratio']}",
             "",
         )
     )
+    c = results["b2b_64"]["cpu_ms_per_stream"]
+    rows.append(
+        ("CPU per stream, back to back (ms)", "", str(c["floor"]), str(c["privchat"]), "", "", "")
+    )
     e = results["per_event_delay_ms"]
-    rows.append(("per-event relay delay p50/p99 (ms)", "", "", f"{e['p50']} / {e['p99']}", ""))
+    rows.append(
+        ("per-event relay delay p50/p99 (ms)", "", "", "", "", f"{e['p50']} / {e['p99']}", "")
+    )
     o = results["open_streams"]
     rows.append(
         (
             f"RSS growth, {o['count']} open streams (MB)",
             "",
+            "",
             f"{o['rss_before_mb']} -> {o['rss_open_mb']}",
+            "",
             f"{o['growth_mb']} ({o['per_stream_kb']} KB/stream)",
             "<= 150 MB",
         )
@@ -438,11 +476,13 @@ def table(results: dict[str, Any]) -> str:
             "disconnect -> upstream cancel p50/p99 (ms)",
             "",
             "",
+            "",
+            "",
             f"{c['p50']} / {c['p99']}",
             "p99 <= 50 ms",
         )
     )
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -465,7 +505,7 @@ def main() -> int:
     asyncio.run(admin(f'CREATE DATABASE "{db_name}"'))
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        fake_port, port = free_port(), free_port()
+        fake_port, floor_port, port = free_port(), free_port(), free_port()
         env = dict(os.environ)
         procs.append(
             subprocess.Popen(
@@ -481,6 +521,22 @@ def main() -> int:
                 cwd=ROOT,
                 env=env,
                 stdout=subprocess.DEVNULL,
+            )
+        )
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    str(ROOT / "scripts" / "floor_relay.py"),
+                    "--upstream",
+                    f"http://127.0.0.1:{fake_port}/v1",
+                    "--port",
+                    str(floor_port),
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
         )
         dsn = ADMIN_DSN.rsplit("/", 1)[0] + "/" + db_name
@@ -505,11 +561,13 @@ def main() -> int:
             )
         )
         fake_url, privchat_url = f"http://127.0.0.1:{fake_port}", f"http://127.0.0.1:{port}"
+        floor_url = f"http://127.0.0.1:{floor_port}"
 
         async def go() -> dict[str, Any]:
             await wait_http(f"{fake_url}/_fake/config")
+            await wait_http(f"{floor_url}/")
             await wait_http(f"{privchat_url}/health")
-            return await run(args, fake_url, privchat_url, procs[1].pid)
+            return await run(args, fake_url, floor_url, privchat_url, procs[-1].pid, procs[1].pid)
 
         results = trio.run(go)
         results["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
