@@ -21,6 +21,7 @@ import trio_asyncio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
+from . import hypercorn_fixes
 from .app import create_app
 from .auth import sessions
 from .auth.session_cache import SessionCache
@@ -134,6 +135,7 @@ async def serve(
     """Run privchat until `shutdown` is set or SIGTERM/SIGINT arrives."""
     if shutdown is None:
         shutdown = trio.Event()
+    hypercorn_fixes.install()
     async with trio_asyncio.open_loop(), open_services(config) as svc:
         app = create_app(svc)
         # What startup built lives as long as the process: keep it out of every later garbage

@@ -251,6 +251,30 @@ async def test_connection_close_is_honoured(server: Running) -> None:
         assert data.startswith(b"HTTP/1.1 "), path
 
 
+async def test_idle_keep_alive_connection_closed_by_the_client_closes_at_once(
+    server: Running,
+) -> None:
+    """A client that ends an idle keep-alive connection gets the server's end of it at once, not
+    after the keep-alive timeout (hypercorn_fixes.py: the socket would sit in CLOSE_WAIT)."""
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    streams = []
+    for _ in range(5):
+        stream = await trio.open_tcp_stream(host, int(port))
+        await stream.send_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        with trio.fail_after(10):
+            while b"\r\n\r\n" not in data or not data.endswith(b"}"):
+                data += await stream.receive_some(65536)
+        assert data.startswith(b"HTTP/1.1 200")
+        streams.append(stream)
+    assert server.services.config.keep_alive_timeout > 30
+    for stream in streams:
+        await stream.send_eof()  # the client is done with the idle connection
+        with trio.fail_after(5):
+            assert await stream.receive_some(65536) == b""  # and the server closes its end
+        await stream.aclose()
+
+
 def test_scenario_52_metrics_path_normalisation() -> None:
     from privchat.observability import normalize_endpoint
 
