@@ -80,9 +80,15 @@ class ActivityWriter:
         them in one statement, repeat."""
         while True:
             rows = [await self._receive.receive()]
-            with trio.move_on_after(0 if self._hurry else self._linger) as self._lingering:
-                while len(rows) < self._batch:
-                    rows.append(await self._receive.receive())
+            # Let rows gather without waking up for each (a full batch is written at once).
+            if self._receive.statistics().current_buffer_used < self._batch and not self._hurry:
+                with trio.move_on_after(self._linger) as self._lingering:
+                    await trio.sleep_forever()
+            while len(rows) < self._batch:
+                try:
+                    rows.append(self._receive.receive_nowait())
+                except trio.WouldBlock:
+                    break
             try:
                 await self._write(rows)
             finally:
