@@ -361,6 +361,7 @@ async def run(
         f, f_rate = await back_to_back(client, floor, 64, seconds)
         floor_cpu = (cpu_seconds(floor_pid) - cpu) / len(f)
         via = via.split(b2b, 1)[0]
+        await warm(privchat_url, b2b)  # signed-in users, as before the paced phases
         cpu = cpu_seconds(pid)
         v, v_rate = await back_to_back(client, via, 64, seconds)
         privchat_cpu = (cpu_seconds(pid) - cpu) / len(v)
