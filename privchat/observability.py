@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from .config import Config
 
@@ -108,6 +109,26 @@ class Metrics:
 
     def event(self, name: str, auth_method: str = "") -> None:
         self.events.labels(name, auth_method).inc()
+
+    def track_session_cache(self, cache: Any) -> None:
+        """Export the session cache's own counters (read at scrape time, nothing per request)."""
+        self.registry.register(_SessionCacheCollector(cache))
+
+
+class _SessionCacheCollector:
+    def __init__(self, cache: Any) -> None:
+        self.cache = cache
+
+    def collect(self) -> Any:
+        lookups = CounterMetricFamily(
+            "chat_api_session_cache_lookups", "Session lookups while caching", labels=["result"]
+        )
+        lookups.add_metric(["hit"], self.cache.hits)
+        lookups.add_metric(["miss"], self.cache.misses)
+        yield lookups
+        yield GaugeMetricFamily(
+            "chat_api_session_cache_entries", "Sessions held in memory", value=len(self.cache)
+        )
 
 
 def _is_uuid(segment: str) -> bool:

@@ -93,6 +93,7 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
             Metrics(config.environment),
             SessionCache(ttl=config.session_cache_seconds),
         )
+        svc.metrics.track_session_cache(svc.sessions)
         if follower is not None:
             svc.extras["patroni"] = follower
         async with trio.open_nursery() as nursery:

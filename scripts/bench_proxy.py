@@ -315,6 +315,18 @@ def latency(d: list[float], f: list[float], v: list[float]) -> dict[str, Any]:
     return out
 
 
+async def cache_lookups(client: httpx2.AsyncClient, base: str) -> dict[str, float]:
+    """privchat's session cache counters, from /metrics."""
+    text = (await client.get(f"{base}/metrics")).text
+    out = {"hit": 0.0, "miss": 0.0}
+    for result in out:
+        prefix = f'chat_api_session_cache_lookups_total{{result="{result}"}} '
+        for line in text.splitlines():
+            if line.startswith(prefix):
+                out[result] = float(line[len(prefix) :])
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
     times = psutil.Process(pid).cpu_times()
     return times.user + times.system
@@ -362,9 +374,11 @@ async def run(
         floor_cpu = (cpu_seconds(floor_pid) - cpu) / len(f)
         via = via.split(b2b, 1)[0]
         await warm(privchat_url, b2b)  # signed-in users, as before the paced phases
-        cpu = cpu_seconds(pid)
+        cpu, before = cpu_seconds(pid), await cache_lookups(client, privchat_url)
         v, v_rate = await back_to_back(client, via, 64, seconds)
         privchat_cpu = (cpu_seconds(pid) - cpu) / len(v)
+        after = await cache_lookups(client, privchat_url)
+        hits, misses = (after[k] - before[k] for k in ("hit", "miss"))
         results["b2b_64"] = {
             **latency(d, f, v),
             "streams_per_s": {
@@ -375,6 +389,7 @@ async def run(
                 "floor_ratio": round(f_rate / d_rate, 3),
             },
             "cpu_ms_per_stream": {"floor": ms(floor_cpu), "privchat": ms(privchat_cpu)},
+            "session_cache_hit_ratio": round(hits / max(1.0, hits + misses), 3),
         }
         await trio.sleep(RATE_GAP)
         runs = 5 if args.quick else 15

@@ -42,6 +42,9 @@ async def test_requests_after_the_first_are_served_from_memory(
     assert (cache.hits - hits, cache.misses - misses) == (2, 1)
     assert await _me(client, "sess_" + "0" * 32) == 401  # unknown tokens are not kept
     assert len(cache) == 1
+    metrics = (await client.get("/metrics")).text
+    assert f'chat_api_session_cache_lookups_total{{result="hit"}} {float(cache.hits)}' in metrics
+    assert "chat_api_session_cache_entries 1.0" in metrics
 
 
 async def test_logout_on_one_replica_ends_the_session_on_another(
