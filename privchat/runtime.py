@@ -139,10 +139,7 @@ async def serve(
     hypercorn_fixes.install()
     async with trio_asyncio.open_loop(), open_services(config) as svc:
         app = create_app(svc)
-        # What startup built lives as long as the process: keep it out of every later garbage
-        # collection, so collections scan request garbage only (shorter pauses, less CPU).
-        gc.collect()
-        gc.freeze()
+        _tune_gc()
         async with trio.open_nursery() as nursery:
             if handle_signals:
                 nursery.start_soon(_wait_for_signals, shutdown)
@@ -162,6 +159,17 @@ async def serve(
             log.info("privchat serving", extra={"binds": binds})
             task_status.started(Running(binds, svc))
     log.info("privchat stopped")
+
+
+def _tune_gc() -> None:
+    """What startup built lives as long as the process: keep it out of every later collection.
+    And collect the young generation less often, so the objects of a request mostly die by
+    reference count before a collection promotes them: full collections (30-70 ms stalls of the
+    whole process with ~100k live objects on this machine) became rare, 9 to 2 in a quick
+    bench_proxy run, and CPU per stream went down from 2.5-3.0 to about 2.3 ms."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 100)
 
 
 async def _wait_for_signals(shutdown: trio.Event) -> None:
