@@ -79,10 +79,27 @@ async def test_follows_a_new_leader_without_restart(
         "members": [_member("pg-1", "127.0.0.1", "replica"), _member("pg-2", "localhost", "leader")]
     }
     old_pool = db._pool
+    cache = server.services.sessions
+
+    async def listener_pid() -> int | None:
+        with trio.fail_after(10):
+            await cache.wait_listening()
+        return await db.fetchval(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1"
+            " AND datname = current_database()",
+            "privchat listen privchat_auth",
+        )
+
+    before = await listener_pid()
+    assert before is not None
     await follower.refresh()
     assert follower.changes == 1 and follower.leader.name == "pg-2"
     assert db._pool is not old_pool and old_pool._closed
     assert await db.fetchval("SELECT 3") == 3  # every query now goes to the new leader's pool
+    # The session cache gave up its LISTEN connection to the old leader and listens anew.
+    with trio.fail_after(10):
+        while await listener_pid() in (before, None):  # noqa: ASYNC110
+            await trio.sleep(0.01)  # the old connection ends asynchronously
 
 
 async def test_no_leader_stops_startup(nursery: trio.Nursery, config) -> None:  # noqa: ANN001

@@ -38,10 +38,6 @@ HEALTH_PERIOD = 30.0  # a LISTEN connection that stops answering is given up aft
 HEALTH_TIMEOUT = 10.0
 
 
-class ListenerLost(Exception):
-    """The LISTEN connection ended; the supervisor starts a new one."""
-
-
 class SessionCache:
     def __init__(
         self,
@@ -137,23 +133,26 @@ class SessionCache:
         self.forget_user(user_id)
 
     async def run(self, db: Database) -> None:
-        """The listener (supervised): LISTEN, use the cache while listening, then give it up."""
-        async with db.listen(CHANNEL, self._notified) as listening:
-            self.clear()
-            self._set_listening(True)
-            log.info("session cache listening", extra={"ttl_s": self.ttl})
-            try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._check_health, listening.conn, listening.lost)
-                    await listening.lost.wait()
-                    nursery.cancel_scope.cancel()
-            finally:
-                self._set_listening(False)
+        """The listener (supervised): LISTEN, use the cache while listening; when the connection
+        is lost or the database moves, give the cache up and listen again at once. Failing to
+        connect raises, and the supervisor retries with backoff."""
+        while True:
+            async with db.listen(CHANNEL, self._notified) as listening:
                 self.clear()
-                for done in self._syncs.values():
-                    done.set()  # nothing is cached now, so nothing is stale
-                self._syncs.clear()
-        raise ListenerLost("session cache LISTEN connection lost")
+                self._set_listening(True)
+                log.info("session cache listening", extra={"ttl_s": self.ttl})
+                try:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._check_health, listening.conn, listening.lost)
+                        await listening.lost.wait()
+                        nursery.cancel_scope.cancel()
+                finally:
+                    self._set_listening(False)
+                    self.clear()
+                    for done in self._syncs.values():
+                        done.set()  # nothing is cached now, so nothing is stale
+                    self._syncs.clear()
+            log.warning("session cache LISTEN connection lost; listening again")
 
     def _set_listening(self, value: bool) -> None:
         self.listening = value
