@@ -36,6 +36,7 @@ CHANNEL = "privchat_auth"
 SYNC_PREFIX = "sync:"
 HEALTH_PERIOD = 30.0  # a LISTEN connection that stops answering is given up after this
 HEALTH_TIMEOUT = 10.0
+STABLE_SECONDS = 5.0  # a LISTEN connection lost sooner than this is retried with backoff
 
 
 class SessionCache:
@@ -137,6 +138,7 @@ class SessionCache:
         is lost or the database moves, give the cache up and listen again at once. Failing to
         connect raises, and the supervisor retries with backoff."""
         while True:
+            started = trio.current_time()
             async with db.listen(CHANNEL, self._notified) as listening:
                 self.clear()
                 self._set_listening(True)
@@ -152,6 +154,8 @@ class SessionCache:
                     for done in self._syncs.values():
                         done.set()  # nothing is cached now, so nothing is stale
                     self._syncs.clear()
+            if trio.current_time() - started < STABLE_SECONDS:
+                raise ConnectionError("session cache LISTEN connection keeps ending")  # backoff
             log.warning("session cache LISTEN connection lost; listening again")
 
     def _set_listening(self, value: bool) -> None:
