@@ -10,14 +10,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx2
+import pytest
 import trio
+import trio_asyncio
 
 from privchat.auth.session_cache import SessionCache
 from privchat.auth.sessions import Session
 from privchat.runtime import Running
-from privchat.store import bans
+from privchat.store import Database, bans
 
-from .conftest import auth, login, start_server
+from .conftest import _with_database, auth, login, start_server
 
 
 async def _ready(server: Running) -> SessionCache:
@@ -242,3 +244,23 @@ async def test_entries_are_bounded_in_time_and_number() -> None:
     assert cache.hits == hits + 1  # expired: read again
     cache._notified("not-a-uuid")  # a payload we do not understand empties the cache
     assert len(cache) == 0
+
+
+async def test_the_cache_stays_off_when_notifications_do_not_come_back(database_url: str) -> None:
+    """As behind a transaction-pooling proxy or with a misrouted DSN: the LISTEN connection
+    works, but what the pool notifies never reaches it. Caching would then serve revoked
+    sessions, so the cache never turns on (the supervisor retries with backoff)."""
+    async with trio_asyncio.open_loop():
+        db = await Database.connect(database_url, max_size=2)
+        try:
+            elsewhere = _with_database(database_url, "postgres")
+            db._connect_args = {**db._connect_args, "dsn": elsewhere}  # the listener's server
+            cache = SessionCache(ttl=60, health_timeout=0.5)
+            with (
+                trio.fail_after(10),
+                pytest.raises(ConnectionError, match="do not reach the LISTEN connection"),
+            ):
+                await cache.run(db)
+            assert not cache.listening and len(cache) == 0
+        finally:
+            await db.close()

@@ -27,14 +27,14 @@ from collections.abc import Callable
 
 import trio
 
-from ..store import Connection, Database
+from ..store import Database
 from . import sessions
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "privchat_auth"
 SYNC_PREFIX = "sync:"
-HEALTH_PERIOD = 30.0  # a LISTEN connection that stops answering is given up after this
+HEALTH_PERIOD = 30.0  # how often the LISTEN connection proves it still delivers
 HEALTH_TIMEOUT = 10.0
 STABLE_SECONDS = 5.0  # a LISTEN connection lost sooner than this is retried with backoff
 
@@ -45,8 +45,10 @@ class SessionCache:
         ttl: float,
         max_entries: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
+        health_timeout: float = HEALTH_TIMEOUT,
     ) -> None:
         self.ttl = ttl
+        self.health_timeout = health_timeout
         self.max_entries = max_entries
         self._clock = clock
         self.listening = False
@@ -136,16 +138,26 @@ class SessionCache:
     async def run(self, db: Database) -> None:
         """The listener (supervised): LISTEN, use the cache while listening; when the connection
         is lost or the database moves, give the cache up and listen again at once. Failing to
-        connect raises, and the supervisor retries with backoff."""
+        connect raises, and the supervisor retries with backoff.
+
+        Before caching, and every `HEALTH_PERIOD` after, a notification sent through the pool
+        must come back on the LISTEN connection within `health_timeout`. It would not behind a
+        transaction-pooling proxy, or with the pool and the listener on different servers; then
+        the cache stays off.
+        """
         while True:
             started = trio.current_time()
             async with db.listen(CHANNEL, self._notified) as listening:
-                self.clear()
-                self._set_listening(True)
-                log.info("session cache listening", extra={"ttl_s": self.ttl})
                 try:
+                    with trio.move_on_after(self.health_timeout):
+                        await self._round_trip(db)
+                        self.clear()
+                        self._set_listening(True)
+                    if not self.listening:
+                        raise ConnectionError("notifications do not reach the LISTEN connection")
+                    log.info("session cache listening", extra={"ttl_s": self.ttl})
                     async with trio.open_nursery() as nursery:
-                        nursery.start_soon(self._check_health, listening.conn, listening.lost)
+                        nursery.start_soon(self._check_health, db, listening.lost)
                         await listening.lost.wait()
                         nursery.cancel_scope.cancel()
                 finally:
@@ -168,26 +180,30 @@ class SessionCache:
         while self.listening != value:
             await self._listening_changed.wait()
 
-    async def _check_health(self, conn: Connection, lost: trio.Event) -> None:
+    async def _check_health(self, db: Database, lost: trio.Event) -> None:
         while True:
             await trio.sleep(HEALTH_PERIOD)
-            with trio.move_on_after(HEALTH_TIMEOUT):
+            with trio.move_on_after(self.health_timeout):
                 try:
-                    await conn.fetchval("SELECT 1")
+                    await self._round_trip(db)
                     continue
                 except Exception:
                     pass
             lost.set()
             return
 
-    async def synced(self, db: Database) -> None:
-        """Return once every change committed before this call has reached this cache.
-
-        Notifications arrive in commit order, so a marker sent now arrives after them.
-        """
-        if not self.listening:
-            return
+    async def _round_trip(self, db: Database) -> None:
+        """Send a marker through the pool and wait for it on the LISTEN connection.
+        Notifications arrive in commit order, so it arrives after every earlier change."""
         marker = f"{SYNC_PREFIX}{uuid.uuid4().hex}"
         done = self._syncs[marker] = trio.Event()
-        await db.execute("SELECT pg_notify($1, $2)", CHANNEL, marker)
-        await done.wait()
+        try:
+            await db.execute("SELECT pg_notify($1, $2)", CHANNEL, marker)
+            await done.wait()
+        finally:
+            self._syncs.pop(marker, None)
+
+    async def synced(self, db: Database) -> None:
+        """Return once every change committed before this call has reached this cache."""
+        if self.listening:
+            await self._round_trip(db)
