@@ -7,8 +7,11 @@ so a careless call cannot leak it. Messages themselves must be constant strings.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import logging.handlers
+import queue
 import sys
 import time
 from datetime import UTC, datetime
@@ -69,17 +72,43 @@ class TextFormatter(logging.Formatter):
         return f"{stamp} {record.levelname:<5} {record.name}: {record.getMessage()} {extra}{error}"
 
 
+class _Enqueue(logging.handlers.QueueHandler):
+    """Hands each record as it is to the writer thread, which formats and writes it: a slow or
+    blocked log sink (a full pipe to the container runtime) never stalls the event loop."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
+
+
+_listener: logging.handlers.QueueListener | None = None
+
+
 def setup_logging(config: Config, stream: Any = None) -> None:
+    """Log to `stream` (stderr) from a writer thread, at the configured levels."""
+    global _listener
+    stop_logging()
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if config.log_format == "json" else TextFormatter())
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    _listener = logging.handlers.QueueListener(records, handler)
+    _listener.start()
+    atexit.register(stop_logging)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_Enqueue(records)]
     root.setLevel(_LEVELS.get(config.log_level, config.log_level.upper()))
     for name, level in config.log_module_levels:
         logging.getLogger(name).setLevel(_LEVELS.get(level, level.upper()))
     # Library loggers that would otherwise print request lines or bodies.
     for noisy in ("hpack", "httpx2", "httpcore", "httpcore2", "asyncio", "trio_asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def stop_logging() -> None:
+    """Write out what is queued and stop the writer thread (at exit; idempotent)."""
+    global _listener
+    if _listener is not None:
+        _listener.stop()
+        _listener = None
 
 
 class Metrics:
