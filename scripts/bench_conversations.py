@@ -11,7 +11,6 @@ the fake. Prints one JSON object (milliseconds).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
 import sys
@@ -21,9 +20,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx2
 import trio
+from benchkit import throwaway_database  # scripts/benchkit.py
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -136,21 +135,8 @@ def main() -> None:
     import os
 
     admin_dsn = args.dsn or os.environ.get("PRIVCHAT_BENCH_DSN", DEFAULT_DSN)
-    name = f"privchat_bench_{uuid.uuid4().hex[:10]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        dsn = admin_dsn.rsplit("/", 1)[0] + "/" + name
+    with throwaway_database(admin_dsn) as dsn:
         result = trio.run(bench, dsn, args.conversations, args.rounds)
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     print(json.dumps(result, indent=2))
 
 

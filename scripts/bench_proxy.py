@@ -26,10 +26,8 @@ Prints a table and writes JSON (`--out`).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,10 +37,10 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx2
 import psutil
 import trio
+from benchkit import free_port, percentile, throwaway_database  # scripts/benchkit.py
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_DSN = os.environ.get("BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -58,18 +56,8 @@ JSON = {"content-type": "application/json"}
 RATE_GAP = 1.05
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
+    return percentile(values, p / 100)
 
 
 def ms(seconds: float) -> float:
@@ -509,16 +497,11 @@ def main() -> int:
     parser.add_argument("--out", default="bench_proxy.json")
     parser.add_argument("--quick", action="store_true", help="fewer samples (smoke run)")
     args = parser.parse_args()
-    db_name = f"privchat_bench_{uuid.uuid4().hex[:10]}"
+    with throwaway_database(ADMIN_DSN) as dsn:
+        return _bench(args, dsn)
 
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(ADMIN_DSN)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
 
-    asyncio.run(admin(f'CREATE DATABASE "{db_name}"'))
+def _bench(args: argparse.Namespace, dsn: str) -> int:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         fake_port, floor_port, port = free_port(), free_port(), free_port()
@@ -555,7 +538,6 @@ def main() -> int:
                 stderr=subprocess.DEVNULL,
             )
         )
-        dsn = ADMIN_DSN.rsplit("/", 1)[0] + "/" + db_name
         env.update(
             {
                 "DATABASE_URL": dsn,
@@ -599,7 +581,6 @@ def main() -> int:
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
 
 
 if __name__ == "__main__":

@@ -21,11 +21,9 @@ The database server comes from --dsn, else PRIVCHAT_TEST_DSN, else 127.0.0.1:543
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,10 +31,10 @@ import tempfile
 import time
 import uuid
 
-import asyncpg
 import httpx2
 import trio
 import trio_asyncio
+from benchkit import free_port, percentile, throwaway_database  # scripts/benchkit.py
 
 from privchat.auth import sessions
 from privchat.store import Database
@@ -47,26 +45,6 @@ ROUTES = {
     "session only": ("POST", "/v1/auth/logout", b"{}"),
     "configs": ("GET", "/v1/configs", None),
 }
-
-
-def _database(dsn: str, name: str) -> str:
-    base, _, query = dsn.partition("?")
-    base = base.rsplit("/", 1)[0] + "/" + name
-    return f"{base}?{query}" if query else base
-
-
-async def _admin(dsn: str, sql: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def _percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
 
 
 async def _measure(
@@ -109,16 +87,10 @@ async def _client(
                 timings["lookup (in-process)"].append(elapsed * 1000)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def _run(
     database_url: str, requests: int, warmup: int, clients: int
 ) -> dict[str, list[float]]:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -157,7 +129,7 @@ def report(timings: dict[str, list[float]]) -> dict[str, object]:
     rows = {
         name: {
             "p50_ms": round(statistics.median(samples), 3),
-            "p99_ms": round(_percentile(samples, 0.99), 3),
+            "p99_ms": round(percentile(samples, 0.99), 3),
             "n": len(samples),
         }
         for name, samples in timings.items()
@@ -192,14 +164,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
-    name = f"privchat_bench_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin(args.dsn, f'CREATE DATABASE "{name}"'))
-    try:
-        timings = trio.run(
-            _run, _database(args.dsn, name), args.requests, args.warmup, args.clients
-        )
-    finally:
-        asyncio.run(_admin(args.dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with throwaway_database(args.dsn) as dsn:
+        timings = trio.run(_run, dsn, args.requests, args.warmup, args.clients)
     result = report(timings)
     print(f"{'route':<20} {'p50 ms':>8} {'p99 ms':>8} {'n':>6}")
     for route, row in result["routes"].items():  # type: ignore[union-attr]

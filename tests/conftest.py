@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import asyncpg
 import httpx2
 import pytest
 import trio
@@ -28,6 +27,8 @@ from privchat.observability import JsonFormatter
 from privchat.runtime import Running, serve
 from privchat.store import Database
 from privchat.store.migrate import migrate
+
+from .dbtools import admin, with_database
 
 ADMIN_DOMAIN = "admin.org"
 LOG_FILE = Path(tempfile.gettempdir()) / f"privchat-test-{os.getpid()}.log"
@@ -52,26 +53,13 @@ def _server_dsn() -> str:
     return str(pgserver.get_server(data, cleanup_mode="stop").get_uri())
 
 
-def _with_database(dsn: str, name: str) -> str:
-    base, _, query = dsn.partition("?")
-    base = base.rsplit("/", 1)[0] + "/" + name
-    return f"{base}?{query}" if query else base
-
-
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     admin_dsn = _server_dsn()
     name = f"privchat_test_{uuid.uuid4().hex[:12]}"
 
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = _with_database(admin_dsn, name)
+    asyncio.run(admin(admin_dsn, f'CREATE DATABASE "{name}"'))
+    url = with_database(admin_dsn, name)
 
     async def run_migrations() -> None:
         async with trio_asyncio.open_loop():
@@ -83,7 +71,7 @@ def database_url() -> Iterator[str]:
 
     trio.run(run_migrations)
     yield url
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(admin(admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -26,19 +26,15 @@ def _run(fn: Callable[[], Awaitable[Any]]) -> Any:
     return result[0]
 
 
-def _admin_dsn(database_url: str) -> str:
-    base, _, query = database_url.partition("?")
-    base = base.rsplit("/", 1)[0] + "/postgres"
-    return f"{base}?{query}" if query else base
-
-
-def _named(database_url: str, name: str) -> str:
-    base, _, query = database_url.partition("?")
+def with_database(dsn: str, name: str) -> str:
+    """`dsn` pointed at the database `name` on the same server."""
+    base, _, query = dsn.partition("?")
     base = base.rsplit("/", 1)[0] + "/" + name
     return f"{base}?{query}" if query else base
 
 
-async def _admin(dsn: str, sql: str) -> None:
+async def admin(dsn: str, sql: str) -> None:
+    """Run one statement on its own connection (CREATE/DROP DATABASE)."""
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(sql)
@@ -50,12 +46,12 @@ async def _admin(dsn: str, sql: str) -> None:
 def empty_database(database_url: str) -> Iterator[str]:
     """Create an empty database next to the test database; drop it afterwards."""
     name = f"privchat_empty_{uuid.uuid4().hex[:12]}"
-    admin = _admin_dsn(database_url)
-    _run(lambda: _admin(admin, f'CREATE DATABASE "{name}"'))
+    server = with_database(database_url, "postgres")
+    _run(lambda: admin(server, f'CREATE DATABASE "{name}"'))
     try:
-        yield _named(database_url, name)
+        yield with_database(database_url, name)
     finally:
-        _run(lambda: _admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _run(lambda: admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def query(dsn: str, sql: str, *args: object) -> list[asyncpg.Record]:

@@ -19,7 +19,8 @@ from privchat.auth.sessions import Session
 from privchat.runtime import Running
 from privchat.store import Database, bans
 
-from .conftest import _with_database, auth, login, start_server
+from .conftest import auth, login, start_server
+from .dbtools import with_database
 
 
 async def _ready(server: Running) -> SessionCache:
@@ -253,7 +254,7 @@ async def test_the_cache_stays_off_when_notifications_do_not_come_back(database_
     async with trio_asyncio.open_loop():
         db = await Database.connect(database_url, max_size=2)
         try:
-            elsewhere = _with_database(database_url, "postgres")
+            elsewhere = with_database(database_url, "postgres")
             db._connect_args = {**db._connect_args, "dsn": elsewhere}  # the listener's server
             cache = SessionCache(ttl=60, health_timeout=0.5)
             with (
