@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import trio
@@ -29,8 +29,18 @@ from ..tracking import (
     inspect,
     upstream_json,
 )
-from ..upstream import UpstreamError, buffered, client_headers, get_upstream, relay, send_bytes
+from ..upstream import (
+    UpstreamError,
+    buffered,
+    forward,
+    get_upstream,
+    relay,
+    send_bytes,
+)
 from .body import streamed_body
+
+if TYPE_CHECKING:
+    import httpx2
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +62,8 @@ async def _check_access(conversation_id: str) -> None:
     await check_owned(conversations.owns, conversation_id, kind="conversation", missing=not_found())
 
 
-async def _forward(
-    method: str, path: str, *, body: bool
-) -> Any:  # httpx2.Response, kept loose to avoid importing the client type here
-    return await get_upstream().open(
-        method,
-        path,
-        query=request.query_string,
-        headers=client_headers(request.headers),
-        content=streamed_body() if body else None,
-    )
+async def _forward(method: str, path: str, *, body: bool) -> httpx2.Response:
+    return await forward(method, path, streamed_body() if body else None)
 
 
 async def _tracked_create(method: str, path: str, *, body: bool) -> Response:

@@ -19,7 +19,7 @@ from ..errors import ProxyError, TextError, json_response, not_found
 from ..services.registry import services
 from ..store import files
 from ..tracking import answer_tracked, check_owned, delete_tracked, file_uploaded
-from ..upstream import UpstreamError, client_headers, get_upstream, relay
+from ..upstream import UpstreamError, forward, relay
 from .body import streamed_body
 
 log = logging.getLogger(__name__)
@@ -51,13 +51,7 @@ async def _check_access(file_id: str) -> None:
 @bp.post("/v1/files")
 @require_session
 async def upload() -> Response:
-    upstream = await get_upstream().open(
-        "POST",
-        "files",
-        query=request.query_string,
-        headers=client_headers(request.headers),
-        content=streamed_body(),
-    )
+    upstream = await forward("POST", "files", streamed_body())
     return await answer_tracked(upstream, file_uploaded, kind="file", path_of=_path)
 
 
@@ -134,10 +128,5 @@ async def delete_file(file_id: str) -> Response:
 @require_session
 async def content(file_id: str) -> Response:
     await _check_access(file_id)
-    upstream = await get_upstream().open(
-        "GET",
-        _path(file_id, "/content"),
-        query=request.query_string,
-        headers=client_headers(request.headers),
-    )
+    upstream = await forward("GET", _path(file_id, "/content"))
     return await relay(upstream)

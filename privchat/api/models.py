@@ -8,13 +8,19 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
-from quart import Blueprint, Response, request
+from quart import Blueprint, Response
 
 from ..auth.guards import require_session
 from ..errors import ProxyError
 from ..services.registry import services
 from ..store import models as model_store
-from ..upstream import UpstreamError, buffered, client_headers, get_upstream, relay, send_bytes
+from ..upstream import (
+    UpstreamError,
+    buffered,
+    forward,
+    relay,
+    send_bytes,
+)
 from ..upstream.decode import decoded
 from ..upstream.relay import timed
 
@@ -44,12 +50,7 @@ async def annotate(body: dict[str, Any]) -> dict[str, Any]:
 @require_session
 async def model_list() -> Response:
     try:
-        upstream = await get_upstream().open(
-            "GET",
-            "model/list",
-            query=request.query_string,
-            headers=client_headers(request.headers),
-        )
+        upstream = await forward("GET", "model/list")
     except UpstreamError as exc:
         return exc.response()  # type: ignore[no-any-return]
     if not 200 <= upstream.status_code < 300:
@@ -75,12 +76,7 @@ async def model_list() -> Response:
 @require_session
 async def signature(chat_id: str) -> Response:
     try:
-        upstream = await get_upstream().open(
-            "GET",
-            f"signature/{quote(chat_id, safe='')}",
-            query=request.query_string,
-            headers=client_headers(request.headers),
-        )
+        upstream = await forward("GET", f"signature/{quote(chat_id, safe='')}")
     except UpstreamError as exc:
         return exc.response()  # type: ignore[no-any-return]
     return await relay(upstream)

@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import trio
-from quart import Blueprint, Response, g, request
+from quart import Blueprint, Response, g
 
 from ..auth.guards import require_session
 from ..errors import ProxyError, json_response
@@ -26,7 +26,7 @@ from ..ratelimit import RateLimiter, Rejection
 from ..services.model_settings import ModelSettingsCache
 from ..services.registry import services
 from ..store import conversations as conversation_store
-from ..upstream import UpstreamError, client_headers, get_upstream, relay
+from ..upstream import UpstreamError, forward, relay
 from ..upstream.relay import timed
 from .body import read_bytes
 
@@ -132,13 +132,7 @@ async def _proxy(svc: Services, user_id: uuid.UUID) -> Response:
             raise ProxyError(404, "Conversation not found")  # D5, before anything goes upstream
 
     try:
-        upstream = await get_upstream().open(
-            "POST",
-            "responses",
-            query=request.query_string,
-            headers=client_headers(request.headers),
-            content=raw,
-        )
+        upstream = await forward("POST", "responses", raw)
     except UpstreamError as exc:
         return exc.response()  # type: ignore[no-any-return]
     status = upstream.status_code

@@ -2,7 +2,7 @@
 inspection (`decode`)."""
 
 from .client import KeySource, StaticKey, Upstream, UpstreamError, client_headers, get_upstream
-from .relay import buffered, relay, response_headers, send_bytes
+from .relay import buffered, forward, relay, response_headers, send_bytes
 
 __all__ = [
     "KeySource",
@@ -11,6 +11,7 @@ __all__ = [
     "UpstreamError",
     "buffered",
     "client_headers",
+    "forward",
     "get_upstream",
     "relay",
     "response_headers",

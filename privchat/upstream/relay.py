@@ -18,16 +18,16 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx2
 import trio
-from quart import Response, g, has_request_context
+from quart import Response, g, has_request_context, request
 from quart.wrappers.response import ResponseBody
 
-from .client import WAIT_KEY, UpstreamError
+from .client import WAIT_KEY, UpstreamError, client_headers, get_upstream
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,20 @@ def response_headers(upstream: httpx2.Response) -> list[tuple[str, str]]:
             continue
         out.append((name, value))
     return out
+
+
+async def forward(
+    method: str, path: str, content: bytes | AsyncIterable[bytes] | None = None
+) -> httpx2.Response:
+    """Open `path` upstream on behalf of the current request: its query string (D1) and its
+    headers under the header policy (D2). Raises `UpstreamError`."""
+    return await get_upstream().open(
+        method,
+        path,
+        query=request.query_string,
+        headers=client_headers(request.headers),
+        content=content,
+    )
 
 
 def timed(handler: F) -> F:
