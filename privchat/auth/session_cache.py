@@ -175,9 +175,9 @@ class SessionCache:
         self._listening_changed.set()
         self._listening_changed = trio.Event()
 
-    async def wait_listening(self, value: bool = True) -> None:
-        """Return once `listening` is `value` (startup readiness, tests)."""
-        while self.listening != value:
+    async def wait_listening(self) -> None:
+        """Return once the cache is listening (startup readiness, tests)."""
+        while not self.listening:
             await self._listening_changed.wait()
 
     async def _check_health(self, db: Database, lost: trio.Event) -> None:
