@@ -1,7 +1,7 @@
 """The long-lived services each feature owns, opened once per process next to the DB pool.
 
 Each feature adds itself here: an async context manager that receives the `Services` and the
-supervising nursery, registers what its handlers need in `svc.extras`, and closes it on exit.
+supervising nursery, registers what its handlers need as typed members of `Services`, and closes it on exit.
 """
 
 from __future__ import annotations

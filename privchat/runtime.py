@@ -92,10 +92,9 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
             activity,
             Metrics(config.environment),
             SessionCache(ttl=config.session_cache_seconds),
+            patroni=follower,
         )
         svc.metrics.track_session_cache(svc.sessions)
-        if follower is not None:
-            svc.extras["patroni"] = follower
         async with trio.open_nursery() as nursery:
             nursery.start_soon(supervise, "activity", activity.run)
             if svc.sessions.ttl > 0:

@@ -116,11 +116,11 @@ async def test_vpc_revoke_calls_the_registered_hook(
 
     token = await login(client, "vpc@admin.org")
     hook = Credentials()
-    server.services.extras["vpc_credentials"] = hook
+    server.services.vpc_credentials = hook
     try:
         assert (await client.post("/v1/admin/vpc/revoke", headers=auth(token))).status_code == 204
         assert hook.revoked == 1
-        server.services.extras["vpc_credentials"] = Broken()
+        server.services.vpc_credentials = Broken()
         failed = await client.post("/v1/admin/vpc/revoke", headers=auth(token))
         assert failed.status_code == 500
         assert failed.json() == {
@@ -128,7 +128,7 @@ async def test_vpc_revoke_calls_the_registered_hook(
             "message": "Failed to revoke VPC credentials",
         }
     finally:
-        server.services.extras.pop("vpc_credentials", None)
+        server.services.vpc_credentials = None
 
 
 async def test_user_activity_lists_logins(client: httpx2.AsyncClient, server: Running) -> None:
@@ -260,7 +260,7 @@ async def test_configs_patch_checks_the_model_upstream_outside_dev(
     base = await nursery.start(serve_handler, upstream_handler)
     config = replace(server.services.config, dev=False, openai_base_url=f"{base}/v1")
     upstream = Upstream.from_config(config)
-    svc = replace(server.services, config=config, extras={"upstream": upstream})
+    svc = replace(server.services, config=config, upstream=upstream)
     url = await serve_services(nursery, svc)
     async with httpx2.AsyncClient(base_url=server.url) as dev_client:
         token = await login(dev_client, "prod@admin.org")

@@ -208,7 +208,7 @@ async def test_agent_event_log_not_json_is_500(nursery, config, tmp_path) -> Non
 async def test_slow_agent_hits_the_quote_deadline(nursery, config, tmp_path) -> None:
     p = await start_attested(nursery, config, tmp_path)
     p.agent.hang_quote = True
-    p.running.services.extras["attestation"].quote_timeout = 0.5
+    p.running.services.attestation.quote_timeout = 0.5
     started = trio.current_time()
     async with client_for(p) as client:
         response = await client.get(REPORT, params={"nonce": secrets.token_hex(32)})

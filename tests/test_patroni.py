@@ -66,7 +66,7 @@ async def test_follows_a_new_leader_without_restart(
         database_refresh_interval=3600.0,
     )
     db = server.services.db
-    follower = server.services.extras["patroni"]
+    follower = server.services.patroni
     assert follower.leader.host == "127.0.0.1"
     assert await db.fetchval("SELECT 1") == 1
 

@@ -29,7 +29,7 @@ def _task_names() -> list[str]:
 
 
 def _upstream_pool(p: Proxy) -> object:
-    return p.server.services.extras["upstream"].client._transport._pool
+    return p.server.services.upstream.client._transport._pool
 
 
 async def test_200_cancelled_streams_leak_nothing(proxy: Proxy) -> None:
@@ -90,7 +90,7 @@ async def test_200_cancelled_streams_leak_nothing(proxy: Proxy) -> None:
     with trio.fail_after(5):
         while svc.db.idle != svc.db.size:  # noqa: ASYNC110 - no event for "released"
             await trio.sleep(0.01)
-    assert all(s.in_flight == 0 for s in svc.extras["ratelimit"].users.values())
+    assert all(s.in_flight == 0 for s in svc.ratelimit.users.values())
 
     # The pool still serves, and once every client has closed its connections the task tree
     # is back to the baseline: no per-request task (ASGI handlers, relay guards, upstream

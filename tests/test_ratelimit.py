@@ -133,7 +133,7 @@ async def test_concurrency_slot_released_at_response_head(proxy: Proxy) -> None:
     only until the head (so a third request is limited by the window, not by the streams)."""
     token, user_id = await proxy.user()
     headers = {"Authorization": f"Bearer {token}"}
-    limiter: RateLimiter = proxy.server.services.extras["ratelimit"]
+    limiter = proxy.server.services.ratelimit
     async with proxy.client.stream(
         "POST",
         "/v1/responses",

@@ -185,7 +185,7 @@ async def test_scenarios_29_30_31_near_balance_gating(nursery: trio.Nursery, con
     server = await start_server(
         nursery, config, openai_base_url=base, openai_api_key=API_KEY, near_rpc_url=rpc_url
     )
-    gate = server.services.extras["balance"]
+    gate = server.services.balance
     async with httpx2.AsyncClient(base_url=server.url, timeout=30) as client:
 
         async def mock(email: str, provider: str | None) -> dict[str, str]:
@@ -253,7 +253,7 @@ async def test_half_body_then_stall_is_408(nursery: trio.Nursery, config) -> Non
     assert b"connection: close" in data.lower()
     assert fake.requests_to("/v1/responses") == []
     # The rate limiter's slot was released.
-    assert all(s.in_flight == 0 for s in server.services.extras["ratelimit"].users.values())
+    assert all(s.in_flight == 0 for s in server.services.ratelimit.users.values())
 
 
 async def test_model_list_adds_public(proxy: Proxy) -> None:

@@ -37,7 +37,7 @@ class Patch(RootModel[dict[str, Partial]]):
 
 
 def _cache() -> ModelSettingsCache | None:
-    return services().extras.get("model_settings")
+    return services().model_settings
 
 
 @bp.get("/models")

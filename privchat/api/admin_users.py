@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 from pydantic import BaseModel, StrictStr
@@ -24,14 +24,6 @@ from .query import page
 from .users import user_json
 
 log = logging.getLogger(__name__)
-
-
-class VpcCredentials(Protocol):
-    """The hook for VPC mode (api.md §4.3): registered as `svc.extras["vpc_credentials"]` by the
-    VPC key source. `revoke()` deletes the `app_config` rows `vpc_api_key` and
-    `vpc_organization_id` and forgets the in-memory key so the next upstream call logs in again."""
-
-    async def revoke(self) -> None: ...
 
 
 @bp.get("/users")
@@ -78,7 +70,7 @@ async def user_activity(user_id: str) -> Response:
 @bp.post("/vpc/revoke")
 async def vpc_revoke() -> Response:
     """Static-key mode: nothing to revoke. VPC mode: the registered credentials forget the key."""
-    credentials: VpcCredentials | None = services().extras.get("vpc_credentials")
+    credentials = services().vpc_credentials
     if credentials is not None:
         try:
             await credentials.revoke()
@@ -122,7 +114,7 @@ async def patch_configs() -> Response:
 
 async def verify_model_upstream(svc: Services, model_id: str) -> None:
     """Production only (DEV=false): the model must exist upstream (api.md §2.10.4 step 2)."""
-    upstream = svc.extras.get("upstream")
+    upstream = svc.upstream
     if upstream is None:
         return  # no upstream client configured in this process: nothing to ask
     try:

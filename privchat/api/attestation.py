@@ -20,9 +20,9 @@ import trio
 from quart import Blueprint, Response, request
 
 from ..attestation.report_data import parse_nonce
-from ..attestation.service import AttestationError, Attestor
+from ..attestation.service import AttestationError
 from ..errors import ApiError, json_response
-from ..services.registry import services
+from ..services.registry import opened, services
 from ..upstream.client import UpstreamError, get_upstream
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ async def attestation_report() -> Response:
     if client_nonce is not None and upstream_nonce != client_nonce:
         # The upstream report is stale or not for this request; the verifier flags it.
         log.warning("upstream attestation echoed another nonce")
-    attestor: Attestor = services().extras["attestation"]
+    attestor = opened(services().attestation, "attestation")
     try:
         own = await attestor.attest(nonce)
     except AttestationError as exc:

@@ -24,7 +24,7 @@ from ..auth.guards import require_session
 from ..errors import ProxyError, json_response
 from ..ratelimit import RateLimiter, Rejection
 from ..services.model_settings import ModelSettingsCache
-from ..services.registry import services
+from ..services.registry import opened, services
 from ..store import conversations as conversation_store
 from ..upstream import UpstreamError, forward, relay
 from ..upstream.relay import timed
@@ -79,7 +79,7 @@ def _rate_limited(rejection: Rejection) -> Response:
 async def create_response() -> Response:
     svc = services()
     user_id: uuid.UUID = g.user_id
-    limiter: RateLimiter = svc.extras["ratelimit"]
+    limiter = opened(svc.ratelimit, "ratelimit")
     outcome = limiter.acquire(user_id)
     if isinstance(outcome, Rejection):
         return _rate_limited(outcome)
@@ -92,13 +92,13 @@ async def create_response() -> Response:
 async def _proxy(svc: Services, user_id: uuid.UUID) -> Response:
     if g.banned:  # read with the session, in the same round trip
         raise ProxyError(403, "Access temporarily restricted. Please try again later.")
-    gate = svc.extras.get("balance")
+    gate = svc.balance
     if gate is not None and g.near_account is not None:
         gate.submit(user_id, g.near_account)
 
     raw = await read_bytes(limit=svc.config.max_upload_bytes)
     body = _parse(raw)
-    cache: ModelSettingsCache = svc.extras["model_settings"]
+    cache = opened(svc.model_settings, "model_settings")
     model = body.get("model") if isinstance(body, dict) else None
     extra_headers: list[tuple[str, str]] = []
     cache_hit: bool | None = None
@@ -154,6 +154,6 @@ async def _proxy(svc: Services, user_id: uuid.UUID) -> Response:
 @asynccontextmanager
 async def open_responses(svc: Services, nursery: trio.Nursery) -> AsyncIterator[None]:
     """Feature opener: the per-process rate limiter and model-settings cache."""
-    svc.extras["ratelimit"] = RateLimiter()
-    svc.extras["model_settings"] = ModelSettingsCache(svc.db)
+    svc.ratelimit = RateLimiter()
+    svc.model_settings = ModelSettingsCache(svc.db)
     yield

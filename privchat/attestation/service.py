@@ -176,14 +176,14 @@ def _ms(started: float) -> int:
 
 @asynccontextmanager
 async def open_attestation(svc: Services, nursery: trio.Nursery) -> AsyncIterator[None]:
-    """The feature opener: registers `svc.extras["attestation"]` (an `Attestor`)."""
+    """The feature opener: registers `svc.attestation` (an `Attestor`)."""
     config = svc.config
     binding = tls_binding(config)
     if config.dev:
         from .mock import MockAttestation
 
         log.warning("DEV=true: attestation is a MOCK, no dstack agent is contacted")
-        svc.extras["attestation"] = MockAttestation(binding)
+        svc.attestation = MockAttestation(binding)
         yield
         return
     endpoint = config.dstack_simulator_endpoint
@@ -197,7 +197,7 @@ async def open_attestation(svc: Services, nursery: trio.Nursery) -> AsyncIterato
     async with client:
         service = AttestationService(client, binding)
         await service.start(endpoint or "the default socket")
-        svc.extras["attestation"] = service
+        svc.attestation = service
         nursery.start_soon(supervise, "attestation-probe", service.watch)
         try:
             yield

@@ -25,6 +25,7 @@ import trio
 
 from ..auth import near_rpc
 from ..store import bans
+from .registry import opened
 from .supervisor import supervise
 
 if TYPE_CHECKING:
@@ -121,11 +122,10 @@ class BalanceGate:
 @asynccontextmanager
 async def open_balance_gate(svc: Services, nursery: trio.Nursery) -> AsyncIterator[None]:
     """Feature opener (after the upstream opener: it shares that pooled client)."""
-    upstream = svc.extras["upstream"]
-    gate = BalanceGate(svc, upstream.client)
-    svc.extras["balance"] = gate
+    gate = BalanceGate(svc, opened(svc.upstream, "upstream").client)
+    svc.balance = gate
     nursery.start_soon(supervise, "balance", gate.run)
     try:
         yield
     finally:
-        svc.extras.pop("balance", None)
+        svc.balance = None

@@ -1,13 +1,14 @@
 """The services of one process, shared by every request handler.
 
 Handlers call `services()`; the runtime builds one `Services` per process and hands it to the app.
-Optional members are filled in by the features that own them (upstream client, attestation, ...).
+The optional members are filled in by the features that own them (see `features.py`) before
+requests are served; a handler that needs one reads it through `opened()`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 
 from quart import current_app
 
@@ -17,7 +18,16 @@ from ..observability import Metrics
 from ..store import Database
 
 if TYPE_CHECKING:
+    from ..attestation.service import Attestor
+    from ..ratelimit import RateLimiter
+    from ..store.patroni import LeaderFollower
+    from ..upstream.client import KeySource, Upstream
+    from ..upstream.vpc import VpcCredentials
     from .activity import ActivityWriter
+    from .balance import BalanceGate
+    from .model_settings import ModelSettingsCache
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -27,9 +37,23 @@ class Services:
     activity: ActivityWriter
     metrics: Metrics
     sessions: SessionCache = field(default_factory=lambda: SessionCache(ttl=0))
-    # Features register their own long-lived objects here (upstream client, attestation, ...).
-    extras: dict[str, Any] = field(default_factory=dict)
+    # Registered by the feature openers (features.py) and by the runtime (patroni):
+    upstream: Upstream | None = None
+    upstream_key_source: KeySource | None = None  # VPC mode: the key source of `upstream`
+    vpc_credentials: VpcCredentials | None = None  # VPC mode: what /admin/vpc/revoke revokes
+    ratelimit: RateLimiter | None = None
+    model_settings: ModelSettingsCache | None = None
+    balance: BalanceGate | None = None  # NEAR balance checks (after `upstream`)
+    attestation: Attestor | None = None
+    patroni: LeaderFollower | None = None
 
 
 def services() -> Services:
     return current_app.extensions["privchat"]  # type: ignore[no-any-return]
+
+
+def opened(member: T | None, name: str) -> T:
+    """A member that its feature opener registers before any request is served."""
+    if member is None:
+        raise RuntimeError(f"services.{name} is not open: its feature opener did not run")
+    return member

@@ -264,19 +264,19 @@ class Upstream:
 
 
 def get_upstream() -> Upstream:
-    """The process's `Upstream`, from `services().extras["upstream"]`."""
-    from ..services.registry import services
+    """The process's `Upstream`, registered by `open_upstream`."""
+    from ..services.registry import opened, services
 
-    return services().extras["upstream"]  # type: ignore[no-any-return]
+    return opened(services().upstream, "upstream")
 
 
 @asynccontextmanager
 async def open_upstream(svc: Services, nursery: trio.Nursery) -> AsyncIterator[None]:
-    """Feature opener: the one pooled client, registered as `svc.extras["upstream"]`."""
-    upstream = Upstream.from_config(svc.config, svc.extras.get("upstream_key_source"))
-    svc.extras["upstream"] = upstream
+    """Feature opener: the one pooled client, registered as `svc.upstream`."""
+    upstream = Upstream.from_config(svc.config, svc.upstream_key_source)
+    svc.upstream = upstream
     try:
         yield
     finally:
-        svc.extras.pop("upstream", None)
+        svc.upstream = None
         await upstream.aclose()

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx2
 import trio
@@ -66,6 +66,14 @@ def credentials_from(answer: Any) -> tuple[str, str]:
     if not all(isinstance(value, str) for value in fields):
         raise VpcLoginError("VPC login answer lacks api_key, tokens or organization.id")
     return fields[0], fields[3]  # type: ignore[return-value]
+
+
+class VpcCredentials(Protocol):
+    """The hook for VPC mode (api.md §4.3): registered as `svc.vpc_credentials` by the
+    VPC key source. `revoke()` deletes the `app_config` rows `vpc_api_key` and
+    `vpc_organization_id` and forgets the in-memory key so the next upstream call logs in again."""
+
+    async def revoke(self) -> None: ...
 
 
 class VpcKeySource:
@@ -161,6 +169,9 @@ async def open_vpc(svc: Services, nursery: trio.Nursery) -> AsyncIterator[None]:
             await source.key()
         except VpcLoginError as exc:
             raise ConfigError(f"VPC_SHARED_SECRET_FILE: {exc}") from None
-        svc.extras["upstream_key_source"] = source
-        svc.extras["vpc_credentials"] = source
-        yield
+        svc.upstream_key_source = source
+        svc.vpc_credentials = source
+        try:
+            yield
+        finally:
+            svc.upstream_key_source = svc.vpc_credentials = None
