@@ -7,6 +7,7 @@ task running it, and asyncpg resets the connection when it goes back to the pool
 
 from __future__ import annotations
 
+import heapq
 import json
 import ssl as ssl_module
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -18,6 +19,33 @@ import trio
 import trio_asyncio
 
 Record = asyncpg.Record
+
+
+def _forget_cancelled_timers(loop: Any) -> None:
+    """Make `loop` drop cancelled timers instead of keeping them until they would have fired.
+
+    asyncpg schedules a command timeout (60 s) per query and an idle timeout (300 s) per pool
+    release with `loop.call_later`, and cancels each when it is no longer needed. trio-asyncio
+    0.16's loop keeps cancelled handles in its heap (`_timer_handle_cancelled` does nothing),
+    each with the context it captured: about 12 KB per request, alive for up to 300 s. Here,
+    like asyncio's own loop, the heap is rebuilt without them once they are half of it. Timers
+    that are not cancelled fire exactly as before, so every timeout still holds.
+    """
+    if getattr(loop, "_privchat_forgets_cancelled_timers", False):
+        return
+    cancelled = 0
+
+    def timer_handle_cancelled(_handle: Any) -> None:
+        nonlocal cancelled
+        cancelled += 1
+        timers: list[Any] = loop._timers  # trio-asyncio's heap; tests/test_db_timers.py pins it
+        if cancelled > 64 and 2 * cancelled > len(timers):
+            timers[:] = [t for t in timers if not t.cancelled()]
+            heapq.heapify(timers)
+            cancelled = 0
+
+    loop._timer_handle_cancelled = timer_handle_cancelled
+    loop._privchat_forgets_cancelled_timers = True
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -117,6 +145,7 @@ class Database:
         loop = loop or trio_asyncio.current_loop.get()
         if loop is None:
             raise RuntimeError("Database.connect must run inside trio_asyncio.open_loop()")
+        _forget_cancelled_timers(loop)
         connect_args = {"dsn": dsn, "ssl": ssl, "timeout": connect_timeout}
         pool = await trio_asyncio.aio_as_trio(asyncpg.create_pool, loop=loop)(
             **connect_args,
