@@ -60,7 +60,7 @@ def create_app(svc: Services) -> QuartTrio:
     app = PrivchatApp("privchat")
     app.config.update(
         RESPONSE_TIMEOUT=None,  # streams end when the upstream ends (pitfall 2); idle timeouts are ours
-        BODY_TIMEOUT=svc.config.body_timeout,
+        BODY_TIMEOUT=svc.config.body_idle_timeout,  # our reader (api/body.py) times each chunk
         MAX_CONTENT_LENGTH=svc.config.max_upload_bytes,
         PROVIDE_AUTOMATIC_OPTIONS=False,
         JSON_SORT_KEYS=False,
@@ -160,7 +160,8 @@ async def _drain_unread_body(response: Response) -> None:
     if getattr(body, "_complete", None) is None or body._complete.is_set():
         return
     too_big = request.content_length is not None and request.content_length > DRAIN_LIMIT
-    if too_big or response.status_code == 408:  # a stalled body will not arrive now either
+    # A stalled body will not arrive now either; a too large one is not worth reading.
+    if too_big or response.status_code in (408, 413):
         response.headers["Connection"] = "close"
         return
     try:

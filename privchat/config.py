@@ -121,7 +121,7 @@ class Config:
     access_log: bool = False
     shutdown_grace_seconds: float = 30.0
     max_upload_bytes: int = 512 * 1024 * 1024
-    body_timeout: float = 60.0
+    body_idle_timeout: float = 30.0
     dev: bool = False
     environment: str = "development"
     # database
@@ -216,7 +216,7 @@ _VARIABLES: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("ACCESS_LOG", "access_log", _bool),
     ("SHUTDOWN_GRACE_SECONDS", "shutdown_grace_seconds", _seconds),
     ("MAX_UPLOAD_BYTES", "max_upload_bytes", _int(1, 2**40)),
-    ("REQUEST_BODY_TIMEOUT_SECONDS", "body_timeout", _seconds),
+    ("REQUEST_BODY_IDLE_TIMEOUT_SECONDS", "body_idle_timeout", _seconds),
     ("DEV", "dev", _bool),
     ("ENVIRONMENT", "environment", _str),
     ("DATABASE_URL", "database_url", lambda raw: raw.strip() or None),

@@ -20,6 +20,8 @@ def test_defaults() -> None:
     assert config.cors_allowed_origins == ("http://localhost:3000", "https://near.ai", "*.near.ai")
     assert config.upstream_connect_timeout == 10 and config.upstream_idle_timeout == 300
     assert config.shutdown_grace_seconds == 30 and not config.dev and not config.vpc_enabled
+    assert config.body_idle_timeout == 30 and config.max_upload_bytes == 512 * 1024 * 1024
+    assert load_config({"REQUEST_BODY_IDLE_TIMEOUT_SECONDS": "2.5"}).body_idle_timeout == 2.5
 
 
 def test_parsing(tmp_path: Path) -> None:
@@ -57,6 +59,7 @@ def test_parsing(tmp_path: Path) -> None:
         ({"OPENAI_API_KEY_FILE": "/nonexistent/key"}, "OPENAI_API_KEY_FILE"),
         ({"UPSTREAM_IDLE_TIMEOUT_SECONDS": "-1"}, "UPSTREAM_IDLE_TIMEOUT_SECONDS"),
         ({"SESSION_CACHE_SECONDS": "-5"}, "SESSION_CACHE_SECONDS"),
+        ({"REQUEST_BODY_IDLE_TIMEOUT_SECONDS": "soon"}, "REQUEST_BODY_IDLE_TIMEOUT_SECONDS"),
         ({"TLS_CERT_FILE": "/x.pem"}, "TLS_CERT_FILE"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),

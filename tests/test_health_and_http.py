@@ -208,7 +208,7 @@ async def test_rejected_posts_do_not_wedge_keep_alive(server: Running) -> None:
 
 async def test_body_that_never_arrives_times_out(nursery: trio.Nursery, config) -> None:  # noqa: ANN001
     """A client that announces a body and stalls gets an answer or a closed connection, not a hang."""
-    server = await start_server(nursery, config, body_timeout=1.0)
+    server = await start_server(nursery, config, body_idle_timeout=1.0)
     host, port = server.url.removeprefix("http://").rsplit(":", 1)
     stream = await trio.open_tcp_stream(host, int(port))
     await stream.send_all(

@@ -231,7 +231,7 @@ async def test_scenarios_29_30_31_near_balance_gating(nursery: trio.Nursery, con
 async def test_half_body_then_stall_is_408(nursery: trio.Nursery, config) -> None:  # noqa: ANN001
     fake, base = await start_fake(nursery)
     server = await start_server(
-        nursery, config, openai_base_url=base, openai_api_key=API_KEY, body_timeout=0.5
+        nursery, config, openai_base_url=base, openai_api_key=API_KEY, body_idle_timeout=0.5
     )
     async with httpx2.AsyncClient(base_url=server.url) as client:
         token = await login(client)

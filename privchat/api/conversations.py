@@ -37,7 +37,7 @@ from ..upstream import (
     relay,
     send_bytes,
 )
-from .body import streamed_body
+from .body import MAX_CHAT_JSON_BYTES, body_chunks
 
 if TYPE_CHECKING:
     import httpx2
@@ -63,7 +63,7 @@ async def _check_access(conversation_id: str) -> None:
 
 
 async def _forward(method: str, path: str, *, body: bool) -> httpx2.Response:
-    return await forward(method, path, streamed_body() if body else None)
+    return await forward(method, path, body_chunks(MAX_CHAT_JSON_BYTES) if body else None)
 
 
 async def _tracked_create(method: str, path: str, *, body: bool) -> Response:

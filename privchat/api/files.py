@@ -20,7 +20,7 @@ from ..services.registry import services
 from ..store import files
 from ..tracking import answer_tracked, check_owned, delete_tracked, file_uploaded
 from ..upstream import UpstreamError, forward, relay
-from .body import streamed_body
+from .body import body_chunks
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ async def _check_access(file_id: str) -> None:
 @bp.post("/v1/files")
 @require_session
 async def upload() -> Response:
-    upstream = await forward("POST", "files", streamed_body())
+    upstream = await forward("POST", "files", body_chunks(services().config.max_upload_bytes))
     return await answer_tracked(upstream, file_uploaded, kind="file", path_of=_path)
 
 

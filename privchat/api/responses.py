@@ -28,7 +28,7 @@ from ..services.registry import opened, services
 from ..store import conversations as conversation_store
 from ..upstream import UpstreamError, forward, relay
 from ..upstream.relay import timed
-from .body import read_bytes
+from .body import MAX_CHAT_JSON_BYTES, NotJson, parse_json, read_bytes
 
 if TYPE_CHECKING:
     from ..services.registry import Services
@@ -39,11 +39,13 @@ bp = Blueprint("responses", __name__)
 
 
 def _parse(raw: bytes) -> Any:
+    """The body, checked (depth, strings: 400); a body that is not JSON goes upstream as it is,
+    for the upstream's own answer."""
     if not raw:
         return None
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        return parse_json(raw)
+    except NotJson:
         return None
 
 
@@ -96,7 +98,7 @@ async def _proxy(svc: Services, user_id: uuid.UUID) -> Response:
     if gate is not None and g.near_account is not None:
         gate.submit(user_id, g.near_account)
 
-    raw = await read_bytes(limit=svc.config.max_upload_bytes)
+    raw = await read_bytes(MAX_CHAT_JSON_BYTES)
     body = _parse(raw)
     cache = opened(svc.model_settings, "model_settings")
     model = body.get("model") if isinstance(body, dict) else None
