@@ -18,14 +18,22 @@ Each paced client is its own user (one request per 1.07 s, under the per-user ra
 /v1/responses); the single paced client and the 64 back-to-back clients draw from pools of users
 so that no user sends more than one request per 1.05 s. Every user has made one request before
 the measurements, as a signed-in user has (their session is warm in privchat's session cache).
-Prints a table and writes JSON (`--out`).
+With `--capacity`, the capacity phase (`scripts/capacity.py`) climbs N = 50, 100, 200, 300, 400,
+600, 800, ... concurrent long token streams through privchat, the ladder of floors
+(`scripts/ladder.py`: TCP splice, h11, Hypercorn + httpx2 ASGI; `floor_relay.py`: Quart-Trio)
+and directly against the fake. With `--baseline DIR`, a second privchat from another checkout
+(its own venv in DIR/.venv, its own database) runs beside this one in every phase, so changes are
+measured against it in the same run.
+Prints tables and writes JSON (`--out`).
 
-    python scripts/bench_proxy.py [--out bench_proxy.json] [--quick]
+    python scripts/bench_proxy.py [--out bench_proxy.json] [--quick] [--capacity]
+        [--rungs 50,100,...] [--baseline DIR] [--skip-latency]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -37,6 +45,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+import capacity  # scripts/capacity.py
 import httpx2
 import psutil
 import trio
@@ -492,84 +501,159 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+DEFAULT_RUNGS = "50,100,200,300,400,600,800,1200,1600"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench_proxy.json")
     parser.add_argument("--quick", action="store_true", help="fewer samples (smoke run)")
+    parser.add_argument("--capacity", action="store_true", help="run the capacity phase")
+    parser.add_argument("--skip-latency", action="store_true", help="only the capacity phase")
+    parser.add_argument("--rungs", default=DEFAULT_RUNGS, help="capacity rungs (streams)")
+    parser.add_argument("--events", type=int, default=capacity.EVENTS, help="events per stream")
+    parser.add_argument("--baseline", type=Path, help="a checkout (with .venv) to compare with")
     args = parser.parse_args()
-    with throwaway_database(ADMIN_DSN) as dsn:
-        return _bench(args, dsn)
+    with contextlib.ExitStack() as stack:
+        dsn = stack.enter_context(throwaway_database(ADMIN_DSN))
+        base_dsn = stack.enter_context(throwaway_database(ADMIN_DSN)) if args.baseline else None
+        return _bench(args, dsn, base_dsn)
 
 
-def _bench(args: argparse.Namespace, dsn: str) -> int:
+def _start(
+    procs: list[subprocess.Popen[bytes]], argv: list[str], cwd: Path, env: dict[str, str]
+) -> int:
+    procs.append(
+        subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+    )
+    return procs[-1].pid
+
+
+def _privchat(
+    procs: list[subprocess.Popen[bytes]], root: Path, python: str, dsn: str, fake_port: int
+) -> tuple[str, int]:
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": dsn,
+            "SERVER_HOST": "127.0.0.1",
+            "SERVER_PORT": str(port),
+            "DEV": "true",
+            "OPENAI_BASE_URL": f"http://127.0.0.1:{fake_port}/v1",
+            "OPENAI_API_KEY": KEY,
+            "LOG_LEVEL": "warn",
+            "DATABASE_MAX_CONNECTIONS": "10",
+        }
+    )
+    pid = _start(procs, [python, "-m", "privchat", "serve"], root, env)
+    return f"http://127.0.0.1:{port}", pid
+
+
+def _bench(args: argparse.Namespace, dsn: str, base_dsn: str | None) -> int:
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        fake_port, floor_port, port = free_port(), free_port(), free_port()
+        fake_port, floor_port = free_port(), free_port()
+        upstream = f"http://127.0.0.1:{fake_port}/v1"
         env = dict(os.environ)
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "privchat.devtools.fake_cloud",
-                    "--port",
-                    str(fake_port),
-                    "--api-key",
-                    KEY,
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-            )
+        fake_pid = _start(
+            procs,
+            [
+                sys.executable,
+                "-m",
+                "privchat.devtools.fake_cloud",
+                "--port",
+                str(fake_port),
+                "--api-key",
+                KEY,
+            ],
+            ROOT,
+            env,
         )
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    str(ROOT / "scripts" / "floor_relay.py"),
-                    "--upstream",
-                    f"http://127.0.0.1:{fake_port}/v1",
-                    "--port",
-                    str(floor_port),
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+        floor_pid = _start(
+            procs,
+            [
+                sys.executable,
+                str(ROOT / "scripts" / "floor_relay.py"),
+                "--upstream",
+                upstream,
+                "--port",
+                str(floor_port),
+            ],
+            ROOT,
+            env,
         )
-        env.update(
-            {
-                "DATABASE_URL": dsn,
-                "SERVER_HOST": "127.0.0.1",
-                "SERVER_PORT": str(port),
-                "DEV": "true",
-                "OPENAI_BASE_URL": f"http://127.0.0.1:{fake_port}/v1",
-                "OPENAI_API_KEY": KEY,
-                "LOG_LEVEL": "warn",
-                "DATABASE_MAX_CONNECTIONS": "10",
-            }
-        )
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "privchat", "serve"],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-            )
-        )
-        fake_url, privchat_url = f"http://127.0.0.1:{fake_port}", f"http://127.0.0.1:{port}"
+        rungs: dict[str, tuple[str, int]] = {}
+        if args.capacity:
+            for rung in ("splice", "h11", "asgi"):
+                port = free_port()
+                pid = _start(
+                    procs,
+                    [
+                        sys.executable,
+                        str(ROOT / "scripts" / "ladder.py"),
+                        rung,
+                        "--upstream",
+                        upstream,
+                        "--port",
+                        str(port),
+                    ],
+                    ROOT,
+                    env,
+                )
+                rungs[rung] = (f"http://127.0.0.1:{port}", pid)
+        privchat_url, pid = _privchat(procs, ROOT, sys.executable, dsn, fake_port)
+        baseline = None
+        if args.baseline and base_dsn:
+            python = str(args.baseline / ".venv" / "bin" / "python")
+            baseline = _privchat(procs, args.baseline, python, base_dsn, fake_port)
+        fake_url = f"http://127.0.0.1:{fake_port}"
         floor_url = f"http://127.0.0.1:{floor_port}"
 
         async def go() -> dict[str, Any]:
             await wait_http(f"{fake_url}/_fake/config")
             await wait_http(f"{floor_url}/")
             await wait_http(f"{privchat_url}/health")
-            return await run(args, fake_url, floor_url, privchat_url, procs[-1].pid, procs[1].pid)
+            if baseline:
+                await wait_http(f"{baseline[0]}/health")
+            for url, _ in rungs.values():
+                await wait_port(url)
+            results: dict[str, Any] = {}
+            if not args.skip_latency:
+                results = await run(args, fake_url, floor_url, privchat_url, pid, floor_pid)
+                if baseline:
+                    results["baseline"] = await run(
+                        args, fake_url, floor_url, baseline[0], baseline[1], floor_pid
+                    )
+            if args.capacity:
+                results["capacity"] = await capacity_phase(
+                    args,
+                    fake_url,
+                    fake_pid,
+                    rungs,
+                    floor_url,
+                    floor_pid,
+                    (privchat_url, pid),
+                    baseline,
+                )
+            return results
 
         results = trio.run(go)
-        results["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
-        print(table(results))
+        results["machine"] = {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "loadavg_at_end": os.getloadavg(),
+        }
+        if not args.skip_latency:
+            print(table(results))
+            if baseline:
+                print("\nbaseline (--baseline checkout), same run:")
+                print(table({**results["baseline"]}))
+        if args.capacity:
+            print()
+            print(capacity.table(results["capacity"], LADDER))
         Path(args.out).write_text(json.dumps(results, indent=2))
         print(f"\nwrote {args.out}")
         return 0
@@ -581,6 +665,52 @@ def _bench(args: argparse.Namespace, dsn: str) -> int:
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+LADDER = ["splice", "h11", "asgi", "floor", "privchat", "baseline"]
+
+
+async def wait_port(url: str) -> None:
+    parts = url.removeprefix("http://").split(":")
+    with trio.fail_after(60):
+        while True:
+            try:
+                stream = await trio.open_tcp_stream(parts[0], int(parts[1]))
+                await stream.aclose()
+                return
+            except OSError:
+                await trio.sleep(0.1)
+
+
+async def capacity_phase(
+    args: argparse.Namespace,
+    fake_url: str,
+    fake_pid: int,
+    rungs: dict[str, tuple[str, int]],
+    floor_url: str,
+    floor_pid: int,
+    privchat: tuple[str, int],
+    baseline: tuple[str, int] | None,
+) -> dict[str, Any]:
+    steps = [int(n) for n in args.rungs.split(",")]
+    relays = [
+        capacity.Relay(name, f"{url}/v1/responses", pid) for name, (url, pid) in rungs.items()
+    ]
+    relays.append(capacity.Relay("floor", f"{floor_url}/v1/responses", floor_pid))
+    for name, target in (("privchat", privchat), ("baseline", baseline)):
+        if target is None:
+            continue
+        tokens = await make_users(target[0], max(steps))
+        await warm(target[0], tokens)
+        relays.append(capacity.Relay(name, f"{target[0]}/v1/responses", target[1], tokens))
+
+    async def reset() -> None:
+        async with httpx2.AsyncClient(timeout=30) as client:
+            await client.post(f"{fake_url}/_fake/reset")
+
+    return await capacity.capacity(
+        relays, f"{fake_url}/v1/responses", fake_url, fake_pid, reset, steps, args.events
+    )
 
 
 if __name__ == "__main__":

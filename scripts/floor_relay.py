@@ -33,7 +33,7 @@ def make_app(upstream: str, client: httpx2.AsyncClient) -> QuartTrio:
             "authorization": request.headers.get("authorization", ""),
             "content-type": "application/json",
         }
-        for name in ("x-fake-deltas", "x-fake-delay-ms", "x-fake-first-delay-ms"):
+        for name in ("x-fake-deltas", "x-fake-delay-ms", "x-fake-first-delay-ms", "x-fake-pace"):
             if name in request.headers:
                 headers[name] = request.headers[name]
         req = client.build_request("POST", f"{upstream}/responses", content=body, headers=headers)

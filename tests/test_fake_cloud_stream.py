@@ -142,6 +142,29 @@ async def test_delays_first_event_and_gap(fake_cloud, cloud_client) -> None:
     assert all(b - a >= 0.009 for a, b in zip(arrivals[1:], arrivals[2:], strict=False))
 
 
+@pytest.mark.parametrize("pace", ["relative", "absolute"])
+async def test_pace_absolute_keeps_events_on_their_schedule(fake_cloud, autojump_clock, pace):
+    """A late wake-up (the clock jumps 0.25 s while the fake sleeps before event 3) delays
+    every later event with relative pacing; with absolute pacing the later events are due
+    where the schedule put them (event i at i x 100 ms), so benchmarks see no drift."""
+    _, base_url = fake_cloud
+    headers = {**JSON, "x-fake-delay-ms": "100", "x-fake-deltas": "4", "x-fake-pace": pace}
+    arrivals: list[float] = []
+    async with httpx2.AsyncClient(base_url=base_url, headers=AUTH, timeout=None) as client:
+        async with client.stream("POST", "/responses", content=stream_body(), headers=headers) as r:
+            buffer = b""
+            async for chunk in r.aiter_raw():
+                buffer += chunk
+                while b"\n\n" in buffer:
+                    _, buffer = buffer.split(b"\n\n", 1)
+                    arrivals.append(trio.current_time())
+                    if len(arrivals) == 3:
+                        autojump_clock.jump(0.25)
+    rel = [round(a - arrivals[0], 3) for a in arrivals]
+    late = [round(r - i * 0.1, 3) for i, r in enumerate(rel)][5:]
+    assert late == ([0.0] * len(late) if pace == "absolute" else [0.25] * len(late))
+
+
 async def test_long_silent_gap_survives(fake_cloud, autojump_clock) -> None:
     _, base_url = fake_cloud
     start = trio.current_time()

@@ -14,6 +14,9 @@ Header / JSON names (values in headers are plain text):
 ``x-fake-text``                reply text to use instead of the echo model's reply
 ``x-fake-first-delay-ms``      time from the 200 headers to the first event
 ``x-fake-delay-ms``            delay before every event after the first
+``x-fake-pace``                ``relative`` (default: each delay starts after the previous
+                               write) | ``absolute`` (event i is due first-delay + i x delay
+                               after the head, so a late wake-up does not push later events)
 ``x-fake-gaps``                extra silent gaps ``"<event index>:<ms>,..."`` (before that event)
 ``x-fake-write``               ``event`` (one event per write) | ``coalesce`` | ``split``
 ``x-fake-coalesce``            events per write in ``coalesce`` mode (default 3)
@@ -46,6 +49,7 @@ WRITE_MODES = ("event", "coalesce", "split")
 FAIL_MODES = ("none", "http_error", "failed_only", "failed_after_partial", "drop")
 TITLE_MODES = ("auto", "none", "before", "after")
 PROFILES = ("head", "jan-2026")
+PACES = ("relative", "absolute")
 HEADER_PREFIX = "x-fake-"
 
 
@@ -59,6 +63,7 @@ class Knobs:
     text: str | None = None
     first_delay_ms: float = 0.0
     delay_ms: float = 0.0
+    pace: str = "relative"
     gaps: dict[int, float] = field(default_factory=dict)
     write: str = "event"
     coalesce: int = 3
@@ -96,6 +101,7 @@ class Knobs:
             (self.fail, FAIL_MODES, "fail"),
             (self.title, TITLE_MODES, "title"),
             (self.profile, PROFILES, "profile"),
+            (self.pace, PACES, "pace"),
         ]
         for value, allowed, name in checks:
             if value not in allowed:

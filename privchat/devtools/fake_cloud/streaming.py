@@ -82,10 +82,14 @@ def _slots(job: StreamJob) -> list[tuple[list[int], list[bytes]]]:
 async def _play(job: StreamJob, send: Send) -> None:
     knobs = job.knobs
     sent = 0
+    due = trio.current_time()
     for number, (indexes, writes) in enumerate(_slots(job)):
         delay = knobs.first_delay_ms if number == 0 else knobs.delay_ms
         delay += sum(knobs.gaps.get(i, 0.0) for i in indexes)
-        if delay > 0:
+        due += delay / 1000
+        if knobs.pace == "absolute":
+            await trio.sleep_until(due)
+        elif delay > 0:
             await trio.sleep(delay / 1000)
         for position, chunk in enumerate(writes):
             if position:
