@@ -162,7 +162,10 @@ async def test_pace_absolute_keeps_events_on_their_schedule(fake_cloud, autojump
                         autojump_clock.jump(0.25)
     rel = [round(a - arrivals[0], 3) for a in arrivals]
     late = [round(r - i * 0.1, 3) for i, r in enumerate(rel)][5:]
-    assert late == ([0.0] * len(late) if pace == "absolute" else [0.25] * len(late))
+    if pace == "absolute":
+        assert late == [0.0] * len(late)
+    else:  # pushed back by the jump, less the part of the delay already slept (0 or 0.1 s)
+        assert len(set(late)) == 1 and late[0] in (0.15, 0.25)
 
 
 async def test_long_silent_gap_survives(fake_cloud, autojump_clock) -> None:
