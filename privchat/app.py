@@ -17,7 +17,7 @@ from . import __version__
 from .api.routing import unmatched_api_path
 from .cors import VARY, CorsPolicy
 from .errors import ApiError, ProxyError, TextError, json_response
-from .observability import MetricsMiddleware
+from .observability import MetricsMiddleware, RouteLabels
 from .services.registry import Services
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,9 @@ def create_app(svc: Services) -> QuartTrio:
         convert_casing=False,
     )
     cors = CorsPolicy.parse(svc.config.cors_allowed_origins)
-    app.asgi_app = MetricsMiddleware(app.asgi_app, svc.metrics)  # type: ignore[method-assign]
+    app.asgi_app = MetricsMiddleware(  # type: ignore[method-assign]
+        app.asgi_app, svc.metrics, RouteLabels(app.url_map)
+    )
 
     from .api import blueprints
 

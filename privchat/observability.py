@@ -11,14 +11,18 @@ import atexit
 import json
 import logging
 import logging.handlers
+import os
 import queue
+import re
 import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, MapAdapter, RequestRedirect
 
 from .config import Config
 
@@ -130,9 +134,31 @@ class Metrics:
         self.events = Counter(
             "chat_api_events", "Business events", ("event", "auth_method"), registry=self.registry
         )
+        # Set at scrape time (`sample_runtime`), to count leaks in soak runs.
+        self.tasks = Gauge("chat_api_trio_tasks", "Living Trio tasks", registry=self.registry)
+        self.db_connections = Gauge(
+            "chat_api_db_pool_connections",
+            "Database pool connections",
+            ("state",),
+            registry=self.registry,
+        )
+        self.open_fds = Gauge(
+            "chat_api_open_fds", "Open file descriptors of the process", registry=self.registry
+        )
 
-    def observe_request(self, method: str, path: str, status: int, seconds: float) -> None:
-        labels = (method, normalize_endpoint(path), str(status), self.environment)
+    def sample_runtime(self, tasks: int, db_size: int, db_idle: int) -> None:
+        self.tasks.set(tasks)
+        self.db_connections.labels("open").set(db_size)
+        self.db_connections.labels("idle").set(db_idle)
+        try:
+            self.open_fds.set(len(os.listdir("/proc/self/fd")))
+        except OSError:  # not Linux
+            pass
+
+    def observe_request(self, method: str, endpoint: str, status: int, seconds: float) -> None:
+        """Record one request; `endpoint` is already a bounded label (`RouteLabels`)."""
+        method = method if method in _METHODS else "OTHER"
+        labels = (method, endpoint, str(status), self.environment)
         self.http_requests.labels(*labels).inc()
         self.http_duration.labels(*labels).observe(seconds)
 
@@ -160,24 +186,40 @@ class _SessionCacheCollector:
         )
 
 
-def _is_uuid(segment: str) -> bool:
-    if len(segment) != 36:
-        return False
-    parts = segment.split("-")
-    if [len(p) for p in parts] != [8, 4, 4, 4, 12]:
-        return False
-    return all(c in "0123456789abcdefABCDEF" for p in parts for c in p)
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED = "unmatched"
+_VARIABLE = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
-def normalize_endpoint(path: str) -> str:
-    """Replace id-like path segments by `{id}` so metrics stay low-cardinality."""
-    out = []
-    for segment in path.split("/"):
-        if _is_uuid(segment) or segment.startswith(("conv_", "chatcmpl-", "resp_", "file-")):
-            out.append("{id}")
-        else:
-            out.append(segment)
-    return "/".join(out)
+def _template(rule: str) -> str:
+    """`/v1/conversations/<conversation_id>` -> `/v1/conversations/{id}` (the reference's label
+    for id segments); the frontend's catch-all `<path:path>` becomes `{path}`."""
+    return _VARIABLE.sub(lambda m: "{path}" if m.group(1) == "path" else "{id}", rule)
+
+
+class RouteLabels:
+    """The `endpoint` label of a request: the template of the route it matches, or `unmatched`.
+
+    The label set is the app's route table plus one value, whatever paths clients send.
+    """
+
+    def __init__(self, url_map: Map) -> None:
+        self.url_map = url_map
+        self._adapter: MapAdapter | None = None
+        self._templates: dict[str, str] = {}
+
+    def __call__(self, method: str, path: str) -> str:
+        if self._adapter is None:
+            self._adapter = self.url_map.bind("privchat")
+        try:
+            rule, _ = self._adapter.match(path, method, return_rule=True)
+        except (HTTPException, RequestRedirect):  # 404, 405, a slash redirect
+            return UNMATCHED
+        text = str(rule.rule)
+        template = self._templates.get(text)
+        if template is None:
+            template = self._templates[text] = _template(text)
+        return template
 
 
 class MetricsMiddleware:
@@ -187,9 +229,10 @@ class MetricsMiddleware:
     reach the app (design pitfall 6).
     """
 
-    def __init__(self, app: Any, metrics: Metrics) -> None:
+    def __init__(self, app: Any, metrics: Metrics, routes: RouteLabels) -> None:
         self.app = app
         self.metrics = metrics
+        self.routes = routes
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -203,9 +246,9 @@ class MetricsMiddleware:
             nonlocal recorded
             if not recorded:
                 recorded = True
-                self.metrics.observe_request(
-                    scope["method"], scope["path"], status, time.perf_counter() - started
-                )
+                seconds = time.perf_counter() - started
+                endpoint = self.routes(scope["method"], scope["path"])
+                self.metrics.observe_request(scope["method"], endpoint, status, seconds)
 
         async def observed_send(message: Any) -> None:
             nonlocal status

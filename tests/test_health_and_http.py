@@ -275,19 +275,6 @@ async def test_idle_keep_alive_connection_closed_by_the_client_closes_at_once(
         await stream.aclose()
 
 
-def test_scenario_52_metrics_path_normalisation() -> None:
-    from privchat.observability import normalize_endpoint
-
-    assert (
-        normalize_endpoint("/v1/files/3f2b8c1e-1d2a-4c3b-9e8f-0a1b2c3d4e5f/content")
-        == "/v1/files/{id}/content"
-    )
-    assert normalize_endpoint("/v1/conversations/conv_abc") == "/v1/conversations/{id}"
-    assert normalize_endpoint("/v1/responses/resp_1/x/chatcmpl-9") == "/v1/responses/{id}/x/{id}"
-    assert normalize_endpoint("/v1/models") == "/v1/models"
-    assert normalize_endpoint("/health") == "/health"
-
-
 async def test_wrong_method_on_session_route_is_401_then_405(client: httpx2.AsyncClient) -> None:
     """api.md §1.1: the auth layer wraps the route including its 405 handling."""
     for method, path in (

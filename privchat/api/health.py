@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import trio
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from quart import Blueprint, Response
 
@@ -19,4 +20,9 @@ async def health() -> Response:
 
 @bp.get("/metrics")
 async def metrics() -> Response:
-    return Response(generate_latest(services().metrics.registry), content_type=CONTENT_TYPE_LATEST)
+    """Rendered on a worker thread: a scrape never holds up the requests being served."""
+    svc = services()
+    tasks = trio.lowlevel.current_statistics().tasks_living
+    svc.metrics.sample_runtime(tasks, svc.db.size, svc.db.idle)
+    text = await trio.to_thread.run_sync(generate_latest, svc.metrics.registry)
+    return Response(text, content_type=CONTENT_TYPE_LATEST)
