@@ -1,4 +1,4 @@
-"""Migrations: the 14 tables, exactly-once application by concurrent replicas, drift detection."""
+"""Migrations: the 14 tables (and privchat's own), exactly-once application by concurrent replicas, drift detection."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ TABLES = {
     "user_settings", "files", "app_config", "near_used_nonces", "user_activity_log", "user_bans",
     "models", "system_configs",
 }  # fmt: skip
+PRIVCHAT_TABLES = {"response_owners"}  # privchat's own (docs/ownership.md)
 
 
 def test_schema_has_the_fourteen_tables(database_url: str) -> None:
@@ -31,7 +32,7 @@ def test_schema_has_the_fourteen_tables(database_url: str) -> None:
         database_url,
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
     )
-    assert {r["table_name"] for r in rows} == TABLES | {"privchat_migrations"}
+    assert {r["table_name"] for r in rows} == TABLES | PRIVCHAT_TABLES | {"privchat_migrations"}
 
 
 def test_schema_constraints_and_indexes(database_url: str) -> None:
@@ -62,7 +63,7 @@ def test_schema_constraints_and_indexes(database_url: str) -> None:
         database_url,
         "SELECT conrelid::regclass::text AS t FROM pg_constraint WHERE contype = 'f' AND confdeltype = 'c'",
     )
-    assert {r["t"] for r in cascades} == TABLES - {
+    assert {r["t"] for r in cascades} == (TABLES | PRIVCHAT_TABLES) - {
         "users",
         "oauth_states",
         "app_config",
@@ -99,7 +100,7 @@ def test_two_replicas_migrate_at_once(database_url: str) -> None:
                     "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
                 )
             )
-            == 15
+            == len(TABLES | PRIVCHAT_TABLES) + 1
         )
 
 

@@ -1,5 +1,7 @@
 """`GET /v1/model/list` (annotated with `public`, §2.8.1) and `GET /v1/signature/{chat_id}`
-(pass-through, §2.8.2). Both forward the client's raw query string (D1)."""
+(pass-through, §2.8.2). Both forward the client's raw query string (D1). A signature is only
+asked for a response id the caller created (`response_owners`); any other id gets the
+upstream's own "not found" answer from privchat, so foreign and unknown ids look the same."""
 
 from __future__ import annotations
 
@@ -8,12 +10,13 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
-from quart import Blueprint, Response
+from quart import Blueprint, Response, g, request
 
 from ..auth.guards import require_session
-from ..errors import ProxyError
+from ..errors import ProxyError, json_response
 from ..services.registry import services
 from ..store import models as model_store
+from ..store import responses as response_store
 from ..upstream import (
     UpstreamError,
     buffered,
@@ -76,7 +79,24 @@ async def model_list() -> Response:
 @require_session
 async def signature(chat_id: str) -> Response:
     try:
+        owned = await response_store.owns(services().db, chat_id, g.user_id)
+    except Exception as exc:
+        log.error("signature ownership check failed", extra={"error": type(exc).__name__})
+        raise ProxyError(500, "Failed to verify response") from None
+    if not owned:
+        return signature_not_found(chat_id)
+    try:
         upstream = await forward("GET", f"signature/{quote(chat_id, safe='')}")
     except UpstreamError as exc:
         return exc.response()  # type: ignore[no-any-return]
     return await relay(upstream)
+
+
+def signature_not_found(chat_id: str) -> Response:
+    """The upstream's 404 for a signature it does not have (upstream.md §5.1)."""
+    algo = request.args.get("signing_algo") or "ecdsa"
+    if algo.lower() not in ("ecdsa", "ed25519"):
+        algo = "ecdsa"
+    message = f"Signature not found: {chat_id}:{algo.lower()}"
+    error = {"message": message, "type": "not_found_error", "param": None, "code": None}
+    return json_response({"error": error}, 404)

@@ -3,7 +3,9 @@
 Order: session auth (which also reads the ban status) → rate limit (§2.7.2, D16) → ban check →
 balance check queued (§2.7.3) →
 body → model visibility and system prompt (60 s cache) → D5 conversation ownership → tracking →
-upstream opened (status + headers) → relayed byte for byte from inside the request.
+ownership of every other id the body names (`references`) → upstream opened (status + headers)
+→ relayed byte for byte from inside the request, the response id recorded with its owner from
+the first event before the client sees it (`upstream.response_id`).
 The in-flight slot of the rate limiter is released once the response head is ready.
 """
 
@@ -20,14 +22,17 @@ from typing import TYPE_CHECKING, Any
 import trio
 from quart import Blueprint, Response, g
 
+from .. import references
 from ..auth.guards import require_session
 from ..errors import ProxyError, json_response
 from ..ratelimit import RateLimiter, Rejection
 from ..services.model_settings import ModelSettingsCache
 from ..services.registry import opened, services
 from ..store import conversations as conversation_store
+from ..store import responses as response_store
 from ..upstream import UpstreamError, forward, relay
 from ..upstream.relay import timed
+from ..upstream.response_id import OnId, ResponseIdWatch
 from .body import MAX_CHAT_JSON_BYTES, NotJson, parse_json, read_bytes
 
 if TYPE_CHECKING:
@@ -132,6 +137,7 @@ async def _proxy(svc: Services, user_id: uuid.UUID) -> Response:
             raise ProxyError(500, "Failed to verify conversation") from None
         if not owned:
             raise ProxyError(404, "Conversation not found")  # D5, before anything goes upstream
+    await references.check(svc.db, user_id, body, conversation)
 
     try:
         upstream = await forward("POST", "responses", raw)
@@ -150,7 +156,27 @@ async def _proxy(svc: Services, user_id: uuid.UUID) -> Response:
         "response proxied",
         extra={"user_id": str(user_id), "status": status, "request_bytes": len(raw)},
     )
-    return await relay(upstream, extra_headers=extra_headers)
+    watch = None
+    if 200 <= status < 300:
+        watch = ResponseIdWatch(
+            upstream.headers.get("content-type", ""),
+            upstream.headers.get("content-encoding"),
+            _recorder(svc, user_id),
+        )
+    return await relay(upstream, extra_headers=extra_headers, watch=watch)
+
+
+def _recorder(svc: Services, user_id: uuid.UUID) -> OnId:
+    async def record(response_id: str) -> None:
+        try:
+            owned = await response_store.record(svc.db, response_id, user_id)
+        except Exception as exc:
+            log.error("response ownership not recorded", extra={"error": type(exc).__name__})
+            return
+        if not owned:
+            log.error("upstream returned a response id that cannot be owned")
+
+    return record
 
 
 @asynccontextmanager

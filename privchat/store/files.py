@@ -118,6 +118,20 @@ async def get(db: Database | Connection, file_id: str, user_id: uuid.UUID) -> Fi
     return None if row is None else FileRecord.from_row(row)
 
 
+async def owns_all(db: Database | Connection, file_ids: set[str], user_id: uuid.UUID) -> bool:
+    """Does the caller own every one of `file_ids` (one round trip)?"""
+    if not all(well_formed(file_id) for file_id in file_ids):
+        return False
+    if not file_ids:
+        return True
+    owned = await db.fetchval(
+        "SELECT count(*) FROM files WHERE user_id = $1 AND id = ANY($2::text[])",
+        user_id,
+        list(file_ids),
+    )
+    return bool(owned == len(file_ids))
+
+
 async def owns(db: Database | Connection, file_id: str, user_id: uuid.UUID) -> bool:
     if not well_formed(file_id):
         return False

@@ -6,6 +6,8 @@
   task in that same nursery closes the upstream response even if the body was never started.
   When the upstream breaks mid-stream (drop, idle timeout) the client's body is aborted (the
   connection is closed without the terminating chunk), never ended cleanly.
+- A `Watch` given to `relay()` sees the first chunks before the client does, until it says it is
+  done (e.g. the response id is recorded); from then on the relay is pure pass-through.
 - `buffered()` reads everything for tracked routes; `send_bytes()` relays exactly those bytes.
 - `response_headers()`: every upstream header, repeated ones kept (D3), minus hop-by-hop ones.
 
@@ -20,7 +22,7 @@ import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx2
 import trio
@@ -49,6 +51,14 @@ CLOSE_TIMEOUT = 1.0
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 OnEnd = Callable[[str, int], None]  # (outcome "complete"|"aborted"|"cancelled", bytes relayed)
+
+
+class Watch(Protocol):
+    async def feed(self, chunk: bytes) -> bool:
+        """Inspect a chunk before it is relayed; True when no further chunk is wanted."""
+
+    async def end(self) -> None:
+        """The body ended (completely) while the watch still wanted chunks."""
 
 
 class UpstreamBroken(Exception):
@@ -135,9 +145,12 @@ def _build(
 class _RelayBody(ResponseBody):
     """The streamed body. Quart enters it, iterates it and exits it within the request task."""
 
-    def __init__(self, upstream: httpx2.Response, on_end: OnEnd | None) -> None:
+    def __init__(
+        self, upstream: httpx2.Response, on_end: OnEnd | None, watch: Watch | None = None
+    ) -> None:
         self.upstream = upstream
         self.on_end = on_end
+        self.watch = watch
         self.sent = 0
         self.outcome = "cancelled"
         self.finished = trio.Event()
@@ -156,8 +169,13 @@ class _RelayBody(ResponseBody):
     async def _chunks(self) -> AsyncIterator[bytes]:
         try:
             async for chunk in self.upstream.aiter_raw():
+                if self.watch is not None and await self.watch.feed(chunk):
+                    self.watch = None
                 self.sent += len(chunk)
                 yield chunk
+            if self.watch is not None:
+                await self.watch.end()
+                self.watch = None
             self.outcome = "complete"
         except (httpx2.HTTPError, httpx2.StreamError, OSError) as exc:
             self.outcome = "aborted"
@@ -197,12 +215,13 @@ async def relay(
     *,
     extra_headers: Iterable[tuple[str, str]] = (),
     on_end: OnEnd | None = None,
+    watch: Watch | None = None,
 ) -> Response:
     """The client's streamed response for `upstream` (status, headers, raw bytes).
 
     Call from the request handler that opened `upstream`; return the result directly.
     """
-    body = _RelayBody(upstream, on_end)
+    body = _RelayBody(upstream, on_end, watch)
     nursery = trio.lowlevel.current_task().parent_nursery
     if nursery is not None:
         nursery.start_soon(_guard, body)
