@@ -357,11 +357,16 @@ async def test_repeated_response_headers_kept_d3(proxy: Proxy) -> None:
         )
     upstream_vary = expected.headers.get_list("vary")
     assert len(upstream_vary) >= 2, upstream_vary  # the fake sends several vary headers
-    r = await proxy.client.get("/v1/signature/resp_nope", headers={**headers, "origin": "http://x"})
+    # The caller's own response: a signature of any other id is never asked upstream.
+    _, data = await _stream(proxy, headers, body(text="vary"))
+    response_id = parse_sse(data)[0][1]["response"]["id"]
+    r = await proxy.client.get(
+        f"/v1/signature/{response_id}", headers={**headers, "origin": "http://x"}
+    )
     relayed = r.headers.get_list("vary")
     async with httpx2.AsyncClient(base_url=proxy.fake_url) as direct:
         upstream = await direct.get(
-            "/signature/resp_nope",
+            f"/signature/{response_id}",
             headers={"authorization": f"Bearer {API_KEY}", "origin": "http://x"},
         )
     for value in upstream.headers.get_list("vary"):
