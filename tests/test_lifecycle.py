@@ -77,7 +77,7 @@ async def test_serve_migrates_then_sigterm_drains_in_flight_stream(
                     url,
                     "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'public'",
                 )
-                assert tables[0]["n"] == 15  # the 14 tables + the migration history
+                assert tables[0]["n"] == 16  # 14 tables, response_owners, migration history
 
                 async with client.stream("GET", "/big.bin") as stream:
                     received = 0

@@ -27,7 +27,7 @@ async def env_fixture(nursery: trio.Nursery, config: Config) -> AsyncIterator[En
     two requests (its 1 per second would otherwise pace these tests, not test anything)."""
     fake, base_url, running = await open_env(nursery, config)
     ticks = iter(range(0, 10**9, 10))
-    running.services.extras["ratelimit"] = RateLimiter(clock=lambda: float(next(ticks)))
+    running.services.ratelimit = RateLimiter(clock=lambda: float(next(ticks)))
     async with httpx2.AsyncClient(base_url=running.url, timeout=60) as client:
         yield Env(fake, base_url, running, client)
 
