@@ -10,8 +10,11 @@ from collections.abc import Callable
 import trio
 import trio_asyncio
 
+from . import __version__
 from .config import Config, ConfigError, load_config
+from .dev import default_data_dir
 from .observability import setup_logging
+from .startup import StartupError, explained_database_errors, first_error
 
 log = logging.getLogger("privchat")
 
@@ -47,10 +50,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     setup_logging(config)
 
     async def run() -> list[int]:
+        dsn = config.database_dsn()
         async with trio_asyncio.open_loop():
-            db = await Database.connect(
-                config.database_dsn(), max_size=2, tls=config.database_tls_enabled
-            )
+            async with explained_database_errors(config, dsn):
+                db = await Database.connect(dsn, max_size=2, tls=config.database_tls_enabled)
             try:
                 return await migrate(db, config.database_migrations_path)
             finally:
@@ -86,16 +89,63 @@ DELEGATED: dict[str, Callable[[list[str]], int]] = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="privchat", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="serve from environment variables (and .env)")
-    sub.add_parser("migrate", help="apply pending database migrations and exit")
-    dev = sub.add_parser("dev", help="run locally on embedded defaults (PostgreSQL, fake upstream)")
-    dev.add_argument("--port", type=int, default=8081)
-    dev.add_argument("--data-dir", default=".privchat")
+ENV_HELP = (
+    "Configuration comes from environment variables and ./.env; every variable is explained "
+    "in one line each in env.example, at the root of the privchat repository."
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="privchat",
+        description="privchat: a private AI chat backend in front of NEAR AI Cloud. "
+        "New here? Run `privchat dev`.",
+        epilog=ENV_HELP,
+    )
+    parser.add_argument("--version", action="version", version=f"privchat {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser(
+        "serve",
+        help="serve the API from environment variables (and ./.env)",
+        description="Serve the API: apply pending migrations, then listen on SERVER_HOST:"
+        "SERVER_PORT until SIGTERM/SIGINT. Needs PostgreSQL (DATABASE_*), the upstream "
+        "(OPENAI_BASE_URL and OPENAI_API_KEY or VPC_*), and outside DEV=true a dstack guest "
+        "agent (DSTACK_SIMULATOR_ENDPOINT) for attestation; on a laptop, use `privchat dev`.",
+        epilog=ENV_HELP,
+    )
+    sub.add_parser(
+        "migrate",
+        help="apply pending database migrations and exit",
+        description="Apply the pending migrations to the database of DATABASE_* and exit. "
+        "Replicas may run it concurrently (an advisory lock orders them); `serve` runs it too.",
+        epilog=ENV_HELP,
+    )
+    dev = sub.add_parser(
+        "dev",
+        help="run locally on embedded defaults (PostgreSQL, fake upstream)",
+        description="Run privchat for local work with nothing else installed: an embedded "
+        "PostgreSQL (unless DATABASE_URL/DATABASE_HOST is set), a fake NEAR AI Cloud with an "
+        "echo model (unless OPENAI_BASE_URL is set), DEV=true (mock attestation, "
+        "POST /v1/auth/mock-login). Data survives restarts in the data directory.",
+        epilog=ENV_HELP,
+    )
+    dev.add_argument(
+        "--port", type=int, default=8081, help="port to listen on, on 127.0.0.1 (default 8081)"
+    )
+    dev.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="where the embedded database and the fake cloud's chats and files live "
+        f"(default {default_data_dir()})",
+    )
     sub.add_parser("fake-cloud", help="run the fake NEAR AI Cloud upstream (--help for options)")
     sub.add_parser("verify-attestation", help="verify a privchat attestation report (--help)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     argv = sys.argv[1:] if argv is None else argv
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "serve": cmd_serve,
@@ -108,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         return handlers[args.command](args)
     except BaseException as exc:  # noqa: BLE001 - startup failures become one line, not a traceback
-        leaf = _first_error(exc)
+        leaf = first_error(exc)
         if isinstance(leaf, KeyboardInterrupt):
             return 0
         if isinstance(leaf, ConfigError):
@@ -116,17 +166,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if isinstance(leaf, SystemExit):
             raise
+        if isinstance(leaf, StartupError):
+            print(f"privchat: {leaf}", file=sys.stderr)
+            return 1
         print(f"privchat: {type(leaf).__name__}: {_one_line(leaf)}", file=sys.stderr)
         return 1
-
-
-def _first_error(exc: BaseException) -> BaseException:
-    """The first real error inside (possibly nested) exception groups."""
-    while isinstance(exc, BaseExceptionGroup):
-        exc = next(
-            (e for e in exc.exceptions if not isinstance(e, trio.Cancelled)), exc.exceptions[0]
-        )
-    return exc
 
 
 def _one_line(exc: BaseException) -> str:

@@ -23,6 +23,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from . import hypercorn_fixes
 from .app import create_app
+from .attestation.service import connect_attestation
 from .auth import sessions
 from .auth.session_cache import SessionCache
 from .config import Config
@@ -30,6 +31,7 @@ from .observability import Metrics
 from .services.activity import ActivityWriter
 from .services.registry import Services
 from .services.supervisor import every, supervise
+from .startup import StartupError, bind_hint, explained_database_errors, first_error
 from .store import Database
 from .store.migrate import migrate
 from .store.patroni import LeaderFollower, leader_dsn
@@ -72,13 +74,16 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
     """
     async with AsyncExitStack() as stack:
         follower: LeaderFollower | None = None
+        # Everything that can refuse to start is checked before anything is written.
+        attestor = await stack.enter_async_context(connect_attestation(config))
         dsn = config.database_dsn()
         if config.patroni_enabled:
             patroni = await stack.enter_async_context(httpx2.AsyncClient())
             dsn, leader = await leader_dsn(patroni, config)
-        db = await Database.connect(
-            dsn, max_size=config.database_max_connections, tls=config.database_tls_enabled
-        )
+        async with explained_database_errors(config, dsn):
+            db = await Database.connect(
+                dsn, max_size=config.database_max_connections, tls=config.database_tls_enabled
+            )
         stack.push_async_callback(db.close)
         if config.patroni_enabled:
             follower = LeaderFollower(config, db, patroni, leader)
@@ -93,6 +98,7 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
             Metrics(config.environment),
             SessionCache(ttl=config.session_cache_seconds),
             patroni=follower,
+            attestation=attestor,
         )
         svc.metrics.track_session_cache(svc.sessions)
         async with trio.open_nursery() as nursery:
@@ -154,7 +160,14 @@ async def serve(
                 )
                 nursery.cancel_scope.cancel()
 
-            binds = await nursery.start(run_server)
+            bind = f"{config.server_host}:{config.server_port}"
+            try:
+                binds = await nursery.start(run_server)
+            except Exception as exc:
+                hint = bind_hint(first_error(exc), bind)
+                if hint is None:
+                    raise
+                raise StartupError(hint) from None
             log.info("privchat serving", extra={"binds": binds})
             task_status.started(Running(binds, svc))
     log.info("privchat stopped")

@@ -149,43 +149,89 @@ async def test_streams_outlive_the_framework_response_timeout(
     assert await fetch(60) != b"first last"
 
 
-async def test_dev_answers_health_within_30s_without_any_configuration(tmp_path: Path) -> None:
-    """`privchat dev` on a machine with no PostgreSQL configured: embedded database, fake upstream."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "OPENAI_", "DEV"))}
-    proc = await trio.lowlevel.open_process(
-        [
-            sys.executable,
-            "-m",
-            "privchat",
-            "dev",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path / "data"),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        cwd=tmp_path,
-    )
+async def _start_dev(
+    port: int, env: dict[str, str], cwd: Path, stderr: Path
+) -> tuple[trio.Process, bytes]:
+    """`privchat dev --port PORT` (default data dir); returns the process and its banner."""
+    cwd.mkdir(exist_ok=True)
+    with stderr.open("ab") as err:
+        proc = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "privchat", "dev", "--port", str(port)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            cwd=cwd,
+        )
+    assert proc.stdout is not None
+    banner = b""
     try:
-        assert proc.stdout is not None
-        banner = b""
         with trio.fail_after(30):
             while b"stop " not in banner:
                 chunk = await proc.stdout.receive_some(65536)
                 assert chunk, banner
                 banner += chunk
-            async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-                assert (await client.get("/health")).status_code == 200
-                login = await client.post("/v1/auth/mock-login", json={"email": "dev@example.com"})
-                assert login.status_code == 200
-        assert b"embedded (pgserver)" in banner and b"privchat-dev/echo" in banner
-        proc.send_signal(signal.SIGINT)
+    except BaseException:
+        proc.kill()
+        await proc.wait()
+        raise
+    return proc, banner
+
+
+async def _stop(proc: trio.Process) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
         with trio.fail_after(30):
             assert await proc.wait() == 0
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_dev_answers_health_within_30s_and_keeps_chats_across_restarts(
+    tmp_path: Path,
+) -> None:
+    """`privchat dev` on a machine with no PostgreSQL configured: embedded database, fake upstream,
+    data in the per-user data dir (wherever it is started from), kept across a restart."""
+    port = _free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_", "OPENAI_", "DEV", "XDG_"))
+    }
+    env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
+    stderr = tmp_path / "stderr.log"
+    base = f"http://127.0.0.1:{port}"
+    proc, banner = await _start_dev(port, env, tmp_path / "here", stderr)
+    try:
+        with trio.fail_after(30):
+            async with httpx2.AsyncClient(base_url=base) as client:
+                assert (await client.get("/health")).status_code == 200
+                login = await client.post("/v1/auth/mock-login", json={"email": "dev@example.com"})
+                assert login.status_code == 200
+                h = {"authorization": f"Bearer {login.json()['token']}"}
+                item = {"type": "message", "role": "user", "content": "kept"}
+                created = await client.post("/v1/conversations", json={"items": [item]}, headers=h)
+                assert created.status_code in (200, 201), created.text
+                conv_id = created.json()["id"]
+    finally:
+        await _stop(proc)
+    data_dir = tmp_path / "xdg" / "privchat"
+    assert b"embedded (pgserver)" in banner and b"privchat-dev/echo" in banner
+    assert str(data_dir).encode() in banner
+    assert (data_dir / "fake-cloud.sqlite3").is_file() and (data_dir / "pgdata").is_dir()
+
+    proc, _ = await _start_dev(port, env, tmp_path / "elsewhere", stderr)
+    try:
+        with trio.fail_after(30):
+            async with httpx2.AsyncClient(base_url=base) as client:
+                login = await client.post("/v1/auth/mock-login", json={"email": "dev@example.com"})
+                h = {"authorization": f"Bearer {login.json()['token']}"}
+                listed = await client.get("/v1/conversations", headers=h)
+                assert [c["id"] for c in listed.json()] == [conv_id], listed.text
+                items = await client.get(f"/v1/conversations/{conv_id}/items", headers=h)
+                assert [i["content"][0]["text"] for i in items.json()["data"]] == ["kept"]
+    finally:
+        await _stop(proc)
+    logged = stderr.read_text()
+    assert "Warning" not in logged and "XDG_RUNTIME_DIR" not in logged, logged

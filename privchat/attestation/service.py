@@ -1,8 +1,9 @@
 """The attestation service: one `dstack_sdk.AsyncDstackClient` per process.
 
-Opened once by `open_attestation` (a feature opener): outside DEV it contacts the guest agent
-(`DSTACK_SIMULATOR_ENDPOINT`, else the SDK's socket search) and fetches `Info` once, caching
-it; an unreachable agent stops startup with a one-line `AttestationUnavailable`. With DEV=true
+Opened once by `connect_attestation`, before the database is touched: outside DEV it contacts the
+guest agent (`DSTACK_SIMULATOR_ENDPOINT`, else the SDK's socket search) and fetches `Info` once,
+caching it; an unreachable agent stops startup with a one-line `AttestationUnavailable` before
+anything is written. `open_attestation` (a feature opener) then starts its probe. With DEV=true
 it registers the mock (`mock.py`) and contacts nothing. Handlers call `attest(nonce)`, which
 quotes `report_data` = TLS binding ‖ nonce (D14) under a deadline. A supervised probe logs
 when the agent stops or starts answering. Logs carry statuses, error types and timings only.
@@ -175,16 +176,14 @@ def _ms(started: float) -> int:
 
 
 @asynccontextmanager
-async def open_attestation(svc: Services, nursery: trio.Nursery) -> AsyncIterator[None]:
-    """The feature opener: registers `svc.attestation` (an `Attestor`)."""
-    config = svc.config
+async def connect_attestation(config: Config) -> AsyncIterator[Attestor]:
+    """The process's `Attestor`: the mock with DEV=true, else the started `AttestationService`."""
     binding = tls_binding(config)
     if config.dev:
         from .mock import MockAttestation
 
         log.warning("DEV=true: attestation is a MOCK, no dstack agent is contacted")
-        svc.attestation = MockAttestation(binding)
-        yield
+        yield MockAttestation(binding)
         return
     endpoint = config.dstack_simulator_endpoint
     try:
@@ -197,9 +196,15 @@ async def open_attestation(svc: Services, nursery: trio.Nursery) -> AsyncIterato
     async with client:
         service = AttestationService(client, binding)
         await service.start(endpoint or "the default socket")
-        svc.attestation = service
-        nursery.start_soon(supervise, "attestation-probe", service.watch)
         try:
-            yield
+            yield service
         finally:
             service.close()
+
+
+@asynccontextmanager
+async def open_attestation(svc: Services, nursery: trio.Nursery) -> AsyncIterator[None]:
+    """The feature opener: the agent probe of the `svc.attestation` that the runtime connected."""
+    if isinstance(svc.attestation, AttestationService):
+        nursery.start_soon(supervise, "attestation-probe", svc.attestation.watch)
+    yield

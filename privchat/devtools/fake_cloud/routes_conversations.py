@@ -46,8 +46,16 @@ async def create(fake: FakeCloud, req: Request) -> Reply:
     body = _object_body(req)
     metadata = body.get("metadata") or {}
     check_metadata(metadata)
-    conv = Conversation(core=ids.new_id(""), created_at=ids.now(), metadata=metadata)
-    fake.store.conversations[conv.core] = conv
+    raw_items = body.get("items")
+    if raw_items is None:
+        raw_items = []
+    if not isinstance(raw_items, list):
+        raise unprocessable("items: invalid type, expected a sequence")
+    if len(raw_items) > 20:
+        raise error(400, "items must contain at most 20 entries", "invalid_request_error")
+    items = [stored_item(raw) for raw in raw_items]
+    conv = Conversation(core=ids.new_id(""), created_at=ids.now(), metadata=metadata, items=items)
+    fake.store.add_conversation(conv)
     return json_reply(201, conv.as_json())
 
 
@@ -77,24 +85,31 @@ async def update(fake: FakeCloud, req: Request, conv_id: str) -> Reply:
     body = _object_body(req)
     metadata = body.get("metadata") or {}
     check_metadata(metadata)
+    # The update replaces the metadata, the generated title included (it lives there).
     conv.metadata = metadata
+    conv.title = None
+    fake.store.save_conversation(conv)
     return json_reply(200, conv.as_json())
 
 
 async def delete(fake: FakeCloud, req: Request, conv_id: str) -> Reply:
-    lookup(fake, conv_id).deleted = True
+    conv = lookup(fake, conv_id)
+    conv.deleted = True
+    fake.store.save_conversation(conv)
     return json_reply(200, {"id": conv_id, "object": "conversation.deleted", "deleted": True})
 
 
 async def pin(fake: FakeCloud, req: Request, conv_id: str) -> Reply:
     conv = lookup(fake, conv_id)
     conv.pinned_at = ids.now() if req.method == "POST" else None
+    fake.store.save_conversation(conv)
     return json_reply(200, conv.as_json())
 
 
 async def archive(fake: FakeCloud, req: Request, conv_id: str) -> Reply:
     conv = lookup(fake, conv_id)
     conv.archived_at = ids.now() if req.method == "POST" else None
+    fake.store.save_conversation(conv)
     return json_reply(200, conv.as_json())
 
 
@@ -109,7 +124,7 @@ async def clone(fake: FakeCloud, req: Request, conv_id: str) -> Reply:
         items=[dict(item) for item in source.items],
         turns=source.turns,
     )
-    fake.store.conversations[copy.core] = copy
+    fake.store.add_conversation(copy)
     return json_reply(201, copy.as_json())
 
 
@@ -221,4 +236,5 @@ async def create_items(fake: FakeCloud, req: Request, conv_id: str) -> Reply:
         raise error(400, "items must contain between 1 and 20 entries", "invalid_request_error")
     created = [stored_item(raw) for raw in raw_items]
     conv.items.extend(created)
+    fake.store.save_conversation(conv)
     return json_reply(200, item_list(created, False))

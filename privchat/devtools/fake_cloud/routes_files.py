@@ -87,7 +87,7 @@ async def upload(fake: FakeCloud, req: Request) -> Reply:
         created_at=created,
         expires_at=expires_at,
     )
-    fake.store.files[stored.id] = stored
+    fake.store.add_file(stored)
     return json_reply(201, stored.as_json())
 
 
@@ -141,7 +141,7 @@ async def get(fake: FakeCloud, req: Request, file_id: str) -> Reply:
 
 async def delete(fake: FakeCloud, req: Request, file_id: str) -> Reply:
     stored = _file(fake, file_id)
-    del fake.store.files[stored.id]
+    fake.store.delete_file(stored.id)
     return json_reply(200, {"id": stored.id, "object": "file", "deleted": True})
 
 

@@ -172,13 +172,14 @@ def prepare(fake: FakeCloud, req: Request, body: dict[str, Any], knobs: Knobs, e
 
     def commit(response_bytes: bytes) -> None:
         assert script.final is not None
-        fake.store.responses[turn.response_id] = script.final
+        fake.store.add_response(turn.response_id, script.final)
         fake.store.signatures[turn.response_id] = SignatureEntry(
             signed_text(req.body, response_bytes),
             trio.current_time() + knobs.signature_delay_ms / 1000,
         )
         if conv is not None:
             _store_turn(conv, body, turn, script)
+            fake.store.save_conversation(conv)
 
     return turn, script, commit
 

@@ -68,6 +68,7 @@ class FakeCloud:
         knobs: Knobs | None = None,
         seed: bytes = b"privchat-fake-cloud",
         clock: Callable[[], float] = time.time,
+        store: Store | None = None,
     ) -> None:
         self.api_key = api_key
         self.api_keys: set[str] = {api_key}
@@ -75,7 +76,7 @@ class FakeCloud:
         self.knobs = knobs or Knobs()
         self.signer = Signer.from_seed(seed)
         self.clock = clock  # wall clock (unix seconds) for VPC login windows
-        self.store = Store()
+        self.store = store or Store()
         self.requests: list[RecordedRequest] = []
         self.streams: list[StreamRecord] = []
         self.attestation_extra: dict[str, Any] = {}  # merged into gateway_attestation
