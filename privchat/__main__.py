@@ -30,6 +30,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .runtime import serve
 
     config = _load()
+    if not config.openai_api_key and not config.vpc_enabled:
+        raise ConfigError(
+            "OPENAI_API_KEY: empty; set your NEAR AI Cloud API key (or OPENAI_API_KEY_FILE, or "
+            "VPC_SHARED_SECRET_FILE), or run `privchat dev` to work locally without one"
+        )
     setup_logging(config)
     log.info(
         "starting privchat",

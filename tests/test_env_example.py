@@ -28,3 +28,11 @@ def test_every_variable_is_documented() -> None:
 def test_documented_values_are_the_defaults() -> None:
     values = {k: v for k, v in _documented().items() if v}
     assert load_config(values) == Config()
+
+
+def test_every_variable_is_explained_in_the_line_above() -> None:
+    lines = ENV_EXAMPLE.read_text().splitlines()
+    for number, line in enumerate(lines):
+        if line and not line.startswith("#"):
+            above = lines[number - 1]
+            assert above.startswith("# ") and len(above) > 12, f"{line.split('=')[0]} unexplained"

@@ -58,6 +58,7 @@ async def test_serve_migrates_then_sigterm_drains_in_flight_stream(
             "SHUTDOWN_GRACE_SECONDS": "30",
             "LOG_FORMAT": "json",
             "DEV": "true",  # mock attestation: no dstack agent on this machine
+            "OPENAI_API_KEY": "sk-test",
         }
         seen: list[str] = []
         proc = await trio.lowlevel.open_process(

@@ -108,3 +108,10 @@ def test_no_dstack_agent_stops_before_anything_is_written(
     assert result.returncode == 2
     assert "DSTACK_SIMULATOR_ENDPOINT" in line and "DEV=true" in line
     assert tables[0]["n"] == 0  # no migration ran
+
+
+def test_empty_upstream_key_is_a_configuration_error(tmp_path: Path) -> None:
+    result = _privchat(["serve"], tmp_path, OPENAI_API_KEY="", DEV="true")
+    line = _one_line(result)
+    assert result.returncode == 2
+    assert "OPENAI_API_KEY" in line and "privchat dev" in line

@@ -23,6 +23,7 @@ def blueprints() -> list[Blueprint]:
         frontend,
         health,
         models,
+        openai_models,
         responses,
         users,
     )
@@ -38,5 +39,6 @@ def blueprints() -> list[Blueprint]:
         attestation.bp,
         responses.bp,
         models.bp,
+        openai_models.bp,
         frontend.bp,  # last: it catches every path nothing else matched
     ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -79,15 +80,20 @@ def admin_domain(email: str, admin_domains: frozenset[str]) -> bool:
     return domain != NEAR_DOMAIN and domain in admin_domains
 
 
-async def authorize_admin() -> None:
-    session = await authenticate()
+async def is_admin(user_id: uuid.UUID) -> bool:
+    """Whether the user's email is in an admin domain (raises ApiError 500 if unknowable)."""
     svc = services()
     try:
-        email = await svc.db.fetchval("SELECT email FROM users WHERE id = $1", session.user_id)
+        email = await svc.db.fetchval("SELECT email FROM users WHERE id = $1", user_id)
     except Exception:
         log.exception("admin lookup failed")
         raise ApiError(500, "Failed to verify admin access") from None
-    if email is None or not admin_domain(email, svc.config.admin_domains):
+    return email is not None and admin_domain(email, svc.config.admin_domains)
+
+
+async def authorize_admin() -> None:
+    session = await authenticate()
+    if not await is_admin(session.user_id):
         raise ApiError(403, "Admin access required")
 
 
