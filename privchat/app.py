@@ -8,12 +8,10 @@ from typing import Any
 
 import trio
 from quart import Response, g, request
-from quart_schema import Info, QuartSchema
 from quart_trio import QuartTrio
 from quart_trio.asgi import TrioASGIHTTPConnection
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from . import __version__
 from .api.routing import unmatched_api_path
 from .cors import VARY, CorsPolicy
 from .errors import ApiError, ProxyError, TextError, json_response
@@ -57,7 +55,7 @@ class PrivchatApp(QuartTrio):
 
 
 def create_app(svc: Services) -> QuartTrio:
-    app = PrivchatApp("privchat")
+    app = PrivchatApp("privchat", static_folder=None)  # files come from FRONTEND_DIR
     app.config.update(
         RESPONSE_TIMEOUT=None,  # streams end when the upstream ends (pitfall 2); idle timeouts are ours
         BODY_TIMEOUT=svc.config.body_idle_timeout,  # our reader (api/body.py) times each chunk
@@ -67,15 +65,9 @@ def create_app(svc: Services) -> QuartTrio:
     )
     app.extensions["privchat"] = svc
     # OpenAPI document and Swagger UI, at the reference's paths.
-    QuartSchema(
-        app,
-        info=Info(title="privchat", version=__version__, description="Private AI chat backend"),
-        openapi_path="/api-docs/openapi.json",
-        swagger_ui_path="/docs",
-        redoc_ui_path=None,
-        scalar_ui_path=None,
-        convert_casing=False,
-    )
+    from .api import openapi
+
+    openapi.install(app)
     cors = CorsPolicy.parse(svc.config.cors_allowed_origins)
     app.asgi_app = MetricsMiddleware(  # type: ignore[method-assign]
         app.asgi_app, svc.metrics, RouteLabels(app.url_map)

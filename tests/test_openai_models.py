@@ -36,6 +36,14 @@ async def test_models_list_and_retrieve_with_the_openai_sdk(proxy: Proxy) -> Non
         "/v1/admin/models", json={PRIVATE: {"public": False}}, headers=admin
     )
     assert hidden.status_code == 200, hidden.text
+    try:
+        await _check(proxy, admin_token)
+    finally:  # the database is shared by the whole run
+        reset = await proxy.client.delete(f"/v1/admin/models/{PRIVATE}", headers=admin)
+        assert reset.status_code in (200, 204), reset.text
+
+
+async def _check(proxy: Proxy, admin_token: str) -> None:  # noqa: F811
     token, _ = await proxy.user()
     user = await trio.to_thread.run_sync(functools.partial(_sdk, proxy.url + "/v1", token))
     ids = [model_id for model_id, _, _ in user["listed"]]

@@ -19,4 +19,5 @@ async def _guard() -> None:
     "/<path:rest>", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"], endpoint="unknown"
 )
 async def unknown(rest: str) -> Response:
+    """Any other admin path: 404 or 405 (admins only)."""
     return await unmatched_api_path()

@@ -39,6 +39,7 @@ def _window() -> tuple[datetime, datetime]:
 
 @bp.get("/analytics")
 async def summary() -> Response:
+    """Usage analytics for a period."""
     start, end = _window()
     try:
         totals, methods = await analytics.summary(services().db, start, end)
@@ -70,6 +71,7 @@ async def summary() -> Response:
 
 @bp.get("/analytics/top-users")
 async def top_users() -> Response:
+    """The most active users in a period."""
     start, end = _window()
     limit = query_int("limit", 10)
     if not 1 <= limit <= 100:

@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, RootModel, StrictBool, StrictStr
 from quart import Response
+from quart_schema import document_request
 
 from ..errors import ApiError, json_response
 from ..services.model_settings import ModelSettingsCache
@@ -42,6 +43,7 @@ def _cache() -> ModelSettingsCache | None:
 
 @bp.get("/models")
 async def list_models() -> Response:
+    """Model settings (visibility, system prompt), paged."""
     limit, offset = page()
     try:
         rows, total = await store.page(services().db, limit, offset)
@@ -72,7 +74,9 @@ async def _verify_upstream(model_id: str) -> None:
 
 
 @bp.patch("/models")
+@document_request(Patch)
 async def upsert_models() -> Response:
+    """Create or change the settings of several models."""
     patch = (await read_json(Patch)).root
     if not patch:
         raise ApiError(400, "At least one model must be provided")
@@ -118,6 +122,7 @@ async def upsert_models() -> Response:
 
 @bp.delete("/models/<path:model_id>")
 async def delete_model(model_id: str) -> Response:
+    """Delete the settings of a model."""
     if not model_id.strip():
         raise ApiError(400, "model_id cannot be empty")
     try:

@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, StrictStr
 from quart import Response
+from quart_schema import document_request
 
 from ..errors import ApiError, TextError, json_response
 from ..services.registry import Services, services
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 @bp.get("/users")
 async def list_users() -> Response:
+    """All users, paged."""
     limit, offset = page()
     try:
         found, total = await users.list_page(services().db, limit, offset)
@@ -41,6 +43,7 @@ async def list_users() -> Response:
 
 @bp.get("/users/<user_id>/activity")
 async def user_activity(user_id: str) -> Response:
+    """A user's recent activity."""
     try:
         uid = uuid.UUID(user_id)
     except ValueError:
@@ -69,7 +72,7 @@ async def user_activity(user_id: str) -> Response:
 
 @bp.post("/vpc/revoke")
 async def vpc_revoke() -> Response:
-    """Static-key mode: nothing to revoke. VPC mode: the registered credentials forget the key."""
+    """Forget the upstream key obtained by VPC login (no-op with a static key)."""
     credentials = services().vpc_credentials
     if credentials is not None:
         try:
@@ -86,7 +89,9 @@ class ConfigsPatch(BaseModel):
 
 
 @bp.patch("/configs")
+@document_request(ConfigsPatch)
 async def patch_configs() -> Response:
+    """Change the system settings (such as the default model)."""
     body = await read_json(ConfigsPatch)
     svc = services()
     if body.default_model is not None and not svc.config.dev:

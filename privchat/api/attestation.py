@@ -35,6 +35,7 @@ UPSTREAM_DEADLINE = 30.0  # seconds for the whole upstream attestation fetch
 
 @bp.get("/v1/attestation/report")
 async def attestation_report() -> Response:
+    """TEE attestation report of privchat and its upstream, bound to your nonce."""
     params = {name: request.args[name] for name in FORWARDED_PARAMS if name in request.args}
     client_nonce: bytes | None = None
     if "nonce" in params:

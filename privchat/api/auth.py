@@ -10,6 +10,7 @@ import uuid
 
 from pydantic import BaseModel
 from quart import Blueprint, Response, g
+from quart_schema import document_request
 
 from ..auth import login as login_flow
 from ..auth import sessions
@@ -30,9 +31,10 @@ class Logout(BaseModel):
 
 
 @bp.post("/logout")
+@document_request(Logout)
 @require_session
 async def logout() -> Response:
-    """Delete any one of the caller's sessions (not necessarily the one in use)."""
+    """Sign out: delete one of your sessions (`session_id`, usually the one in use)."""
     body = await read_json(Logout)
     svc = services()
     try:
@@ -62,8 +64,9 @@ class MockLogin(BaseModel):
 
 
 @bp.post("/mock-login")
+@document_request(MockLogin)
 async def mock_login() -> Response:
-    """D11: exists only when DEV=true; otherwise the path is unknown (404 JSON)."""
+    """Sign in without a provider and get a session token (only with DEV=true)."""
     svc = services()
     if not svc.config.dev:
         raise ApiError(404, "Not found")

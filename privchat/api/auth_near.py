@@ -32,6 +32,7 @@ class _AnyJson(RootModel[Any]):
 
 @bp.post("/near")
 async def near_sign_in() -> Response:
+    """Sign in with NEAR: a NEP-413 signed message; returns a session token."""
     svc = services()
     raw = await read_json(_AnyJson)  # content type, size and JSON syntax
     try:

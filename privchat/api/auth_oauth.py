@@ -61,11 +61,13 @@ def _absolute_url(url: str) -> bool:
 
 @bp.get("/google")
 async def google_start() -> Response:
+    """Start signing in with Google (redirects to Google)."""
     return await _start("google")
 
 
 @bp.get("/github")
 async def github_start() -> Response:
+    """Start signing in with GitHub (redirects to GitHub)."""
     return await _start("github")
 
 
@@ -102,6 +104,7 @@ def _failed() -> ApiError:
 
 @bp.get("/callback")
 async def callback() -> Response:
+    """Finish an OAuth sign-in: redirects to the frontend with a session token."""
     code, state = request.args.get("code"), request.args.get("state")
     for name, value in (("code", code), ("state", state)):
         if value is None:

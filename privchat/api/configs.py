@@ -25,6 +25,7 @@ def configs_json(stored: dict[str, Any]) -> dict[str, Any]:
 @bp.get("/configs")
 @require_session
 async def get_configs() -> Response:
+    """System settings for clients (such as the default model)."""
     try:
         stored = await system_configs.get(services().db)
     except Exception as error:

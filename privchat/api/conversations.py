@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import trio
 from quart import Blueprint, Response, g, request
+from quart_schema import document_request, document_response
 
 from ..auth.guards import require_session
 from ..errors import ProxyError, json_response, not_found
@@ -37,6 +38,7 @@ from ..upstream import (
     relay,
     send_bytes,
 )
+from . import schemas
 from .body import MAX_CHAT_JSON_BYTES, body_chunks
 
 if TYPE_CHECKING:
@@ -72,8 +74,11 @@ async def _tracked_create(method: str, path: str, *, body: bool) -> Response:
 
 
 @bp.post("/v1/conversations")
+@document_request(schemas.ConversationCreate)
+@document_response(schemas.Conversation)
 @require_session
 async def create() -> Response:
+    """Create a conversation (optionally with its first items)."""
     return await _tracked_create("POST", "conversations", body=True)
 
 
@@ -109,8 +114,10 @@ async def _batch(chunk: list[str]) -> list[Any]:
 
 
 @bp.get("/v1/conversations")
+@document_response(list[schemas.Conversation])
 @require_session
 async def list_conversations() -> Response:
+    """Your conversations, most recently updated first (a JSON array)."""
     try:
         ids = await conversations.list_ids(services().db, g.user_id)
     except Exception as exc:
@@ -147,8 +154,10 @@ async def list_conversations() -> Response:
 
 
 @bp.get("/v1/conversations/<conversation_id>")
+@document_response(schemas.Conversation)
 @require_session
 async def get_conversation(conversation_id: str) -> Response:
+    """One of your conversations."""
     await _check_access(conversation_id)
     response = await get_upstream().call("GET", _path(conversation_id))
     if response.status_code == 404:
@@ -161,8 +170,11 @@ async def get_conversation(conversation_id: str) -> Response:
 
 
 @bp.post("/v1/conversations/<conversation_id>")
+@document_request(schemas.ConversationUpdate)
+@document_response(schemas.Conversation)
 @require_session
 async def update_conversation(conversation_id: str) -> Response:
+    """Update a conversation's metadata (such as its title)."""
     await _check_access(conversation_id)
     upstream = await _forward("POST", _path(conversation_id), body=True)
     status, headers, data = await buffered(upstream)
@@ -172,8 +184,10 @@ async def update_conversation(conversation_id: str) -> Response:
 
 
 @bp.delete("/v1/conversations/<conversation_id>")
+@document_response(schemas.Deleted)
 @require_session
 async def delete_conversation(conversation_id: str) -> Response:
+    """Delete a conversation."""
     await _check_access(conversation_id)
     return await delete_tracked(
         _path(conversation_id),
@@ -184,36 +198,47 @@ async def delete_conversation(conversation_id: str) -> Response:
 
 
 @bp.get("/v1/conversations/<conversation_id>/items")
+@document_response(schemas.ItemList)
 @require_session
 async def list_items(conversation_id: str) -> Response:
+    """The items (messages) of a conversation, paged."""
     await _check_access(conversation_id)
     return await relay(await _forward("GET", _path(conversation_id, "/items"), body=False))
 
 
 @bp.post("/v1/conversations/<conversation_id>/items")
+@document_request(schemas.ItemsCreate)
+@document_response(schemas.ItemList)
 @require_session
 async def create_items(conversation_id: str) -> Response:
+    """Add items (messages) to a conversation."""
     await _check_access(conversation_id)
     return await relay(await _forward("POST", _path(conversation_id, "/items"), body=True))
 
 
 @bp.route("/v1/conversations/<conversation_id>/pin", methods=["POST", "DELETE"])
+@document_response(schemas.Conversation)
 @require_session
 async def pin(conversation_id: str) -> Response:
+    """Pin (POST) or unpin (DELETE) a conversation."""
     await _check_access(conversation_id)
     return await relay(await _forward(request.method, _path(conversation_id, "/pin"), body=False))
 
 
 @bp.route("/v1/conversations/<conversation_id>/archive", methods=["POST", "DELETE"])
+@document_response(schemas.Conversation)
 @require_session
 async def archive(conversation_id: str) -> Response:
+    """Archive (POST) or unarchive (DELETE) a conversation."""
     await _check_access(conversation_id)
     path = _path(conversation_id, "/archive")
     return await relay(await _forward(request.method, path, body=False))
 
 
 @bp.post("/v1/conversations/<conversation_id>/clone")
+@document_response(schemas.Conversation)
 @require_session
 async def clone(conversation_id: str) -> Response:
+    """Copy a conversation with its items."""
     await _check_access(conversation_id)
     return await _tracked_create("POST", _path(conversation_id, "/clone"), body=False)

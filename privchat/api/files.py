@@ -13,6 +13,7 @@ import re
 from urllib.parse import quote
 
 from quart import Blueprint, Response, g, request
+from quart_schema import DataSource, document_request, document_response
 
 from ..auth.guards import require_session
 from ..errors import ProxyError, TextError, json_response, not_found
@@ -20,6 +21,7 @@ from ..services.registry import services
 from ..store import files
 from ..tracking import answer_tracked, check_owned, delete_tracked, file_uploaded
 from ..upstream import UpstreamError, forward, relay
+from . import schemas
 from .body import body_chunks
 
 log = logging.getLogger(__name__)
@@ -49,8 +51,11 @@ async def _check_access(file_id: str) -> None:
 
 
 @bp.post("/v1/files")
+@document_request(schemas.FileUpload, source=DataSource.FORM_MULTIPART)
+@document_response(schemas.FileObject)
 @require_session
 async def upload() -> Response:
+    """Upload a file (multipart form: `file`, `purpose`)."""
     upstream = await forward("POST", "files", body_chunks(services().config.max_upload_bytes))
     return await answer_tracked(upstream, file_uploaded, kind="file", path_of=_path)
 
@@ -63,8 +68,10 @@ def _single(name: str) -> str | None:
 
 
 @bp.get("/v1/files")
+@document_response(schemas.FileList)
 @require_session
 async def list_files() -> Response:
+    """Your files, paged."""
     raw_limit, order = _single("limit"), _single("order")
     after, purpose = _single("after"), _single("purpose")
     limit = DEFAULT_LIMIT
@@ -100,8 +107,10 @@ async def list_files() -> Response:
 
 
 @bp.get("/v1/files/<file_id>")
+@document_response(schemas.FileObject)
 @require_session
 async def get_file(file_id: str) -> Response:
+    """One of your files' metadata."""
     try:
         record = await files.get(services().db, file_id, g.user_id)
     except Exception as exc:
@@ -113,8 +122,10 @@ async def get_file(file_id: str) -> Response:
 
 
 @bp.delete("/v1/files/<file_id>")
+@document_response(schemas.Deleted)
 @require_session
 async def delete_file(file_id: str) -> Response:
+    """Delete a file."""
     await _check_access(file_id)
     return await delete_tracked(
         _path(file_id),
@@ -127,6 +138,7 @@ async def delete_file(file_id: str) -> Response:
 @bp.get("/v1/files/<file_id>/content")
 @require_session
 async def content(file_id: str) -> Response:
+    """Download a file's content."""
     await _check_access(file_id)
     upstream = await forward("GET", _path(file_id, "/content"))
     return await relay(upstream)

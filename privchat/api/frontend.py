@@ -33,6 +33,7 @@ NO_FRONTEND = """<!doctype html>
 @bp.route("/", defaults={"path": ""}, methods=["GET", "HEAD"])
 @bp.route("/<path:path>", methods=["GET", "HEAD"])
 async def static(path: str) -> Response:
+    """The web frontend (index.html for unknown non-API paths)."""
     if request.path.startswith(("/v1/", "/api/")) or request.path in ("/v1", "/api"):
         return await unmatched_api_path()
     root = Path(services().config.frontend_dir)

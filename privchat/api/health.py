@@ -15,12 +15,16 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/health")
 async def health() -> Response:
+    """Service health: status and version (no sign-in needed)."""
     return json_response({"status": "ok", "version": __version__})
 
 
 @bp.get("/metrics")
 async def metrics() -> Response:
-    """Rendered on a worker thread: a scrape never holds up the requests being served."""
+    """Prometheus metrics of this process.
+
+    Rendered on a worker thread: a scrape never holds up the requests being served.
+    """
     svc = services()
     tasks = trio.lowlevel.current_statistics().tasks_living
     svc.metrics.sample_runtime(tasks, svc.db.size, svc.db.idle)

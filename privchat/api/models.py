@@ -52,6 +52,7 @@ async def annotate(body: dict[str, Any]) -> dict[str, Any]:
 @timed
 @require_session
 async def model_list() -> Response:
+    """The model catalogue with pricing and metadata, each marked `public`."""
     try:
         upstream = await forward("GET", "model/list")
     except UpstreamError as exc:
@@ -78,6 +79,7 @@ async def model_list() -> Response:
 @timed
 @require_session
 async def signature(chat_id: str) -> Response:
+    """The upstream's signature of a completed response, for verification."""
     try:
         owned = await response_store.owns(services().db, chat_id, g.user_id)
     except Exception as exc:

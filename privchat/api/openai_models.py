@@ -11,11 +11,13 @@ import logging
 from typing import Any
 
 from quart import Blueprint, Response, g
+from quart_schema import document_response
 
 from ..auth.guards import is_admin, require_session
 from ..errors import ProxyError, json_response
 from ..upstream import UpstreamError, buffered, forward
 from ..upstream.decode import decoded
+from . import schemas
 from .models import annotate
 
 log = logging.getLogger(__name__)
@@ -57,14 +59,18 @@ async def _usable_models() -> list[dict[str, Any]]:
 
 
 @bp.get("/v1/models")
+@document_response(schemas.ModelList)
 @require_session
-async def list_models() -> Response:
+async def models_list() -> Response:
+    """The models you may use (OpenAI shape, for `client.models.list()`)."""
     return json_response({"object": "list", "data": await _usable_models()})
 
 
 @bp.get("/v1/models/<path:model_id>")
+@document_response(schemas.Model)
 @require_session
-async def retrieve_model(model_id: str) -> Response:
+async def models_retrieve(model_id: str) -> Response:
+    """One model you may use (OpenAI shape, for `client.models.retrieve()`)."""
     for model in await _usable_models():
         if model["id"] == model_id:
             return json_response(model)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 from quart import Blueprint, Response, g
+from quart_schema import document_request, document_response
 
 from .. import references
 from ..auth.guards import require_session
@@ -33,6 +34,7 @@ from ..store import responses as response_store
 from ..upstream import UpstreamError, forward, relay
 from ..upstream.relay import timed
 from ..upstream.response_id import OnId, ResponseIdWatch
+from . import schemas
 from .body import MAX_CHAT_JSON_BYTES, NotJson, parse_json, read_bytes
 
 if TYPE_CHECKING:
@@ -81,9 +83,12 @@ def _rate_limited(rejection: Rejection) -> Response:
 
 
 @bp.post("/v1/responses")
+@document_request(schemas.ResponseCreate)
+@document_response(schemas.Response)
 @timed
 @require_session
 async def create_response() -> Response:
+    """Create a model response, streamed as server-sent events with `stream: true`."""
     svc = services()
     user_id: uuid.UUID = g.user_id
     limiter = opened(svc.ratelimit, "ratelimit")

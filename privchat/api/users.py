@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, StrictBool, StrictStr
 from quart import Blueprint, Response, g
+from quart_schema import document_request
 
 from ..auth.guards import require_session
 from ..errors import ApiError, json_response
@@ -40,6 +41,7 @@ def user_json(user: users.User) -> dict[str, Any]:
 @bp.get("/me")
 @require_session
 async def me() -> Response:
+    """Your user profile."""
     db = services().db
     try:
         user = await users.get(db, g.user_id)
@@ -90,6 +92,7 @@ def _settings_response(content: dict[str, Any]) -> Response:
 @bp.get("/me/settings")
 @require_session
 async def get_settings() -> Response:
+    """Your settings."""
     try:
         stored = await settings_store.get(services().db, g.user_id)
     except Exception as error:
@@ -113,8 +116,10 @@ class SettingsPatch(BaseModel):
 
 
 @bp.post("/me/settings")
+@document_request(SettingsReplace)
 @require_session
 async def replace_settings() -> Response:
+    """Replace your settings."""
     body = await read_json(SettingsReplace)
     _check_prompt(body.system_prompt)
     content = effective(body.model_dump())
@@ -123,8 +128,10 @@ async def replace_settings() -> Response:
 
 
 @bp.patch("/me/settings")
+@document_request(SettingsPatch)
 @require_session
 async def patch_settings() -> Response:
+    """Change some of your settings."""
     body = await read_json(SettingsPatch)
     _check_prompt(body.system_prompt)
     db = services().db

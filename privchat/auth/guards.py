@@ -97,12 +97,18 @@ async def authorize_admin() -> None:
         raise ApiError(403, "Admin access required")
 
 
+# Set on guarded handlers ("session" or "admin"); the OpenAPI document marks them as needing a
+# bearer token. Decorators built with functools.wraps carry it outwards.
+GUARD_ATTRIBUTE = "_privchat_guard"
+
+
 def require_session(handler: F) -> F:
     @functools.wraps(handler)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         await authenticate()
         return await handler(*args, **kwargs)
 
+    setattr(wrapper, GUARD_ATTRIBUTE, "session")
     return wrapper  # type: ignore[return-value]
 
 
@@ -112,4 +118,5 @@ def require_admin(handler: F) -> F:
         await authorize_admin()
         return await handler(*args, **kwargs)
 
+    setattr(wrapper, GUARD_ATTRIBUTE, "admin")
     return wrapper  # type: ignore[return-value]
