@@ -46,6 +46,19 @@ async def test_metadata_update_replaces_the_generated_title(nursery: trio.Nurser
             assert (shown["title"], shown["k"]) == ("Mine", "v")
 
 
+async def test_a_title_given_at_creation_is_not_replaced(nursery: trio.Nursery) -> None:
+    base_url = await nursery.start(serve_fake_cloud, FakeCloud(api_key=API_KEY))
+    async with cloud_client_for(base_url) as client:
+        created = await client.post("/conversations", json={"metadata": {"title": "Mine"}})
+        conv = created.json()["id"]
+        turn = await client.post(
+            "/responses", json={"model": ECHO_MODEL, "input": "hello", "conversation": conv}
+        )
+        assert turn.status_code == 200
+        shown = (await client.get(f"/conversations/{conv}")).json()
+        assert shown["metadata"]["title"] == "Mine"
+
+
 async def _session(path: Path, work) -> object:  # type: ignore[no-untyped-def]
     store = Store.open(path)
     try:

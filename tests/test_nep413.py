@@ -448,3 +448,23 @@ def test_error_statuses() -> None:
     assert NearUnauthorized("x").status == 401
     assert NearBodyError("x").status == 422
     assert isinstance(NearUnauthorized("x"), nep413.NearAuthError)
+
+
+def test_the_first_error_is_the_one_the_reference_reports(wallet: FakeNearWallet) -> None:
+    prefix = "Failed to deserialize the JSON body into the target type"
+    good = wallet.login_body(timestamp_ms=NOW)
+    # A missing part before a mistyped one, whatever their order in the body.
+    assert body_error({"signed_message": 5}).message == f"{prefix}: missing field `payload`"
+    assert body_error({"signed_message": 5, "payload": good["payload"]}).message == (
+        f"{prefix}: signed_message: invalid type: integer `5`, expected struct NearSignedMessage"
+    )
+    # Inside a part, fields in their order: a mistyped accountId before a missing signature.
+    signed = {k: v for k, v in good["signed_message"].items() if k != "signature"}
+    signed["accountId"] = 7
+    assert body_error({**good, "signed_message": signed}).message == (
+        f"{prefix}: signed_message.accountId: invalid type: integer `7`, expected a string"
+    )
+    nonce = [1] * 5 + [300] + [True] * 26
+    assert body_error({**good, "payload": {**good["payload"], "nonce": nonce}}).message == (
+        f"{prefix}: payload.nonce[5]: invalid value: integer `300`, expected u8"
+    )

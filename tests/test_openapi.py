@@ -86,6 +86,7 @@ async def test_request_and_response_bodies_are_documented(client: httpx2.AsyncCl
         ("patch", "/v1/admin/models"),
         ("patch", "/v1/admin/configs"),
         ("post", "/v1/auth/logout"),
+        ("post", "/v1/auth/near"),
         ("post", "/v1/conversations/{conversation_id}/items"),
     ):
         assert "requestBody" in paths[path][method], (method, path)

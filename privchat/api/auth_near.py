@@ -12,6 +12,7 @@ from typing import Any
 import httpx2
 from pydantic import RootModel
 from quart import Response
+from quart_schema import document_request
 
 from ..auth import login, near_rpc, nep413
 from ..errors import ApiError, TextError, json_response
@@ -31,6 +32,7 @@ class _AnyJson(RootModel[Any]):
 
 
 @bp.post("/near")
+@document_request(nep413.NearAuthBody)
 async def near_sign_in() -> Response:
     """Sign in with NEAR: a NEP-413 signed message; returns a session token."""
     svc = services()

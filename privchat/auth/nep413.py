@@ -29,9 +29,8 @@ import base64
 import hashlib
 import struct
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
 import base58
 import nacl.exceptions
@@ -40,6 +39,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
+from pydantic import AfterValidator, BaseModel, Field, StrictInt, StrictStr, ValidationError
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 EXPECTED_MESSAGE = "Sign in to NEAR AI Private Chat"
 NEP413_TAG = 2**31 + 413
@@ -140,7 +141,53 @@ class SignedLogin:
 # --- body shape (422) --------------------------------------------------------------------------
 
 
+def _no_lone_surrogate(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise PydanticCustomError("lone_surrogate", "lone surrogate in string") from None
+    return value
+
+
+Text = Annotated[StrictStr, AfterValidator(_no_lone_surrogate)]
+U8 = Annotated[StrictInt, Field(ge=0, le=255)]
+
+
+class NearSignedMessage(BaseModel):
+    """What the wallet signed with, and the signature (base64)."""
+
+    accountId: Text = Field(examples=["alice.near"])  # noqa: N815 - the wire's names
+    publicKey: Text = Field(examples=["ed25519:..."])  # noqa: N815
+    signature: Text
+    state: Text | None = None
+
+
+class NearPayload(BaseModel):
+    """The NEP-413 payload: message, 32-byte nonce (8 bytes of big-endian ms first), recipient."""
+
+    message: Text = Field(examples=[EXPECTED_MESSAGE])
+    nonce: list[U8]
+    recipient: Text = Field(examples=["private.near.ai"])
+    callbackUrl: Text | None = None  # noqa: N815
+
+
+class NearAuthBody(BaseModel):
+    """The body of `POST /v1/auth/near` (unknown keys are ignored)."""
+
+    signed_message: NearSignedMessage
+    payload: NearPayload
+
+
+_STRUCTS = {
+    (): "NearAuthRequest",
+    ("signed_message",): "NearSignedMessage",
+    ("payload",): "NearPayload",
+}
+
+
 def _json_type(value: object) -> str:
+    """How serde names a JSON value in its error messages."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -151,83 +198,68 @@ def _json_type(value: object) -> str:
         return f"floating point `{value}`"
     if isinstance(value, str):
         return "string"
-    if isinstance(value, list):
-        return "sequence"
-    return "map"
+    return "sequence" if isinstance(value, list) else "map"
 
 
-def _shape_error(path: str, problem: str) -> NearBodyError:
-    return NearBodyError(f"{BODY_ERROR}: {path}: {problem}" if path else f"{BODY_ERROR}: {problem}")
+def _where(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else part)
+    return path
 
 
-def _object(value: object, path: str, name: str) -> Mapping[str, object]:
-    if not isinstance(value, dict):
-        raise _shape_error(path, f"invalid type: {_json_type(value)}, expected struct {name}")
-    return value
+def _body_error(error: ErrorDetails) -> NearBodyError:
+    """One pydantic error as the reference's serde text."""
+    loc, kind, value = tuple(error["loc"]), error["type"], error["input"]
+    if kind == "lone_surrogate":
+        return NearBodyError(f"{JSON_ERROR}: lone surrogate in string", status=400)
+    if kind == "missing":
+        loc, problem = loc[:-1], f"missing field `{loc[-1]}`"
+    elif kind in ("model_type", "model_attributes_type", "dict_type"):
+        problem = f"invalid type: {_json_type(value)}, expected struct {_STRUCTS[loc]}"
+    elif kind == "list_type":
+        problem = f"invalid type: {_json_type(value)}, expected a sequence"
+    elif kind in ("greater_than_equal", "less_than_equal"):
+        problem = f"invalid value: {_json_type(value)}, expected u8"
+    elif isinstance(loc[-1], int):
+        problem = f"invalid type: {_json_type(value)}, expected u8"
+    else:
+        problem = f"invalid type: {_json_type(value)}, expected a string"
+    where = _where(loc)
+    return NearBodyError(
+        f"{BODY_ERROR}: {where}: {problem}" if where else f"{BODY_ERROR}: {problem}"
+    )
 
 
-def _string(
-    obj: Mapping[str, object], key: str, path: str, *, optional: bool = False
-) -> str | None:
-    if key not in obj or (optional and obj[key] is None):
-        if optional:
-            return None
-        raise _shape_error(path, f"missing field `{key}`")
-    value = obj[key]
-    where = f"{path}.{key}" if path else key
-    if not isinstance(value, str):
-        raise _shape_error(where, f"invalid type: {_json_type(value)}, expected a string")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise NearBodyError(f"{JSON_ERROR}: lone surrogate in string", status=400) from None
-    return value
-
-
-def _required(obj: Mapping[str, object], key: str, path: str) -> str:
-    value = _string(obj, key, path)
-    assert value is not None
-    return value
-
-
-def _nonce(obj: Mapping[str, object], path: str) -> tuple[int, ...]:
-    if "nonce" not in obj:
-        raise _shape_error(path, "missing field `nonce`")
-    value = obj["nonce"]
-    if not isinstance(value, list):
-        raise _shape_error(
-            f"{path}.nonce", f"invalid type: {_json_type(value)}, expected a sequence"
-        )
-    for index, item in enumerate(value):
-        if isinstance(item, bool) or not isinstance(item, int):
-            raise _shape_error(
-                f"{path}.nonce[{index}]", f"invalid type: {_json_type(item)}, expected u8"
-            )
-        if not 0 <= item <= 255:
-            raise _shape_error(
-                f"{path}.nonce[{index}]", f"invalid value: integer `{item}`, expected u8"
-            )
-    return tuple(value)
+def _first(errors: list[ErrorDetails]) -> ErrorDetails:
+    """The error the reference reports: a missing top-level part before a mistyped one, then
+    fields in their order (pydantic lists them in that order)."""
+    return min(
+        enumerate(errors),
+        key=lambda pair: (
+            len(pair[1]["loc"]) > 1,
+            len(pair[1]["loc"]) <= 1 and pair[1]["type"] != "missing",
+            pair[0],
+        ),
+    )[1]
 
 
 def parse_body(body: object) -> NearAuthRequest:
     """Check the JSON shape of the request body (unknown keys are ignored)."""
-    top = _object(body, "", "NearAuthRequest")
-    if "signed_message" not in top:
-        raise _shape_error("", "missing field `signed_message`")
-    if "payload" not in top:
-        raise _shape_error("", "missing field `payload`")
-    signed = _object(top["signed_message"], "signed_message", "NearSignedMessage")
-    payload = _object(top["payload"], "payload", "NearPayload")
+    try:
+        parsed = NearAuthBody.model_validate(body)
+    except ValidationError as exc:
+        raise _body_error(_first(exc.errors())) from None
+    signed, payload = parsed.signed_message, parsed.payload
     return NearAuthRequest(
-        account_id=_required(signed, "accountId", "signed_message"),
-        public_key=_required(signed, "publicKey", "signed_message"),
-        signature=_required(signed, "signature", "signed_message"),
-        state=_string(signed, "state", "signed_message", optional=True),
-        message=_required(payload, "message", "payload"),
-        nonce=_nonce(payload, "payload"),
-        recipient=_required(payload, "recipient", "payload"),
-        callback_url=_string(payload, "callbackUrl", "payload", optional=True),
+        account_id=signed.accountId,
+        public_key=signed.publicKey,
+        signature=signed.signature,
+        state=signed.state,
+        message=payload.message,
+        nonce=tuple(payload.nonce),
+        recipient=payload.recipient,
+        callback_url=payload.callbackUrl,
     )
 
 

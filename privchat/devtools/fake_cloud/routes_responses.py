@@ -147,7 +147,8 @@ def prepare(fake: FakeCloud, req: Request, body: dict[str, Any], knobs: Knobs, e
         failure = _failed_script(f"Model '{body['model']}' not found", "not_found", 404, knobs)
     said = last_user_text(body.get("input"))
     title = None
-    if conv is not None and conv.title is None and conv.turns == 0 and not encrypted:
+    named = isinstance(conv.metadata, dict) and bool(conv.metadata.get("title")) if conv else False
+    if conv is not None and conv.title is None and not named and conv.turns == 0 and not encrypted:
         title = make_title(said)
     elif knobs.title in ("before", "after") and not encrypted:
         title = make_title(said)
