@@ -110,3 +110,21 @@ async def test_docs_page_loads_only_local_assets(client: httpx2.AsyncClient) -> 
     assert b"SwaggerUIBundle" in bundle.content
     assert (await client.get("/docs/assets/../../pyproject.toml")).status_code == 404
     assert (await client.get("/docs/assets/index.html")).status_code == 404
+
+
+async def test_documented_response_models_match_real_answers(client: httpx2.AsyncClient) -> None:
+    from privchat.api import schemas
+    from tests.conftest import auth
+
+    schemas.Health.model_validate((await client.get("/health")).json())
+    signed_in = await client.post("/v1/auth/mock-login", json={"email": "docs@example.com"})
+    schemas.Session.model_validate(signed_in.json())
+    h = auth(signed_in.json()["token"])
+    schemas.Profile.model_validate((await client.get("/v1/users/me", headers=h)).json())
+    settings = await client.get("/v1/users/me/settings", headers=h)
+    schemas.UserSettings.model_validate(settings.json())
+    configs = await client.get("/v1/configs", headers=h)
+    schemas.StoredSystemConfigs.model_validate(configs.json())
+    document = await _document(client)
+    health = document["paths"]["/health"]["get"]["responses"]["200"]["content"]
+    assert health["application/json"]["schema"]["title"] == "Health"

@@ -12,12 +12,13 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, StrictStr
 from quart import Response
-from quart_schema import document_request
+from quart_schema import document_request, document_response
 
 from ..errors import ApiError, TextError, json_response
 from ..services.registry import Services, services
 from ..store import analytics, system_configs, users
 from ..timefmt import ts_z
+from . import schemas
 from .admin import bp
 from .body import read_json
 from .configs import configs_json
@@ -89,6 +90,7 @@ class ConfigsPatch(BaseModel):
 
 
 @bp.patch("/configs")
+@document_response(schemas.SystemConfigs)
 @document_request(ConfigsPatch)
 async def patch_configs() -> Response:
     """Change the system settings (such as the default model)."""

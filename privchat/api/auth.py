@@ -10,7 +10,7 @@ import uuid
 
 from pydantic import BaseModel
 from quart import Blueprint, Response, g
-from quart_schema import document_request
+from quart_schema import document_request, document_response
 
 from ..auth import login as login_flow
 from ..auth import sessions
@@ -19,6 +19,7 @@ from ..errors import ApiError, json_response
 from ..services.registry import services
 from ..store import users
 from ..timefmt import ts_offset
+from . import schemas
 from .body import read_json
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class MockLogin(BaseModel):
 
 
 @bp.post("/mock-login")
+@document_response(schemas.Session)
 @document_request(MockLogin)
 async def mock_login() -> Response:
     """Sign in without a provider and get a session token (only with DEV=true)."""

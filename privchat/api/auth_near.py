@@ -12,13 +12,14 @@ from typing import Any
 import httpx2
 from pydantic import RootModel
 from quart import Response
-from quart_schema import document_request
+from quart_schema import document_request, document_response
 
 from ..auth import login, near_rpc, nep413
 from ..errors import ApiError, TextError, json_response
 from ..services.registry import Services, services
 from ..store import nonces
 from ..timefmt import ts_offset
+from . import schemas
 from .auth import bp
 from .body import read_json
 
@@ -32,6 +33,7 @@ class _AnyJson(RootModel[Any]):
 
 
 @bp.post("/near")
+@document_response(schemas.NearSession)
 @document_request(nep413.NearAuthBody)
 async def near_sign_in() -> Response:
     """Sign in with NEAR: a NEP-413 signed message; returns a session token."""

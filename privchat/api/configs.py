@@ -6,11 +6,13 @@ import logging
 from typing import Any
 
 from quart import Blueprint, Response
+from quart_schema import document_response
 
 from ..auth.guards import require_session
 from ..errors import ApiError, json_response
 from ..services.registry import services
 from ..store import system_configs
+from . import schemas
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +25,7 @@ def configs_json(stored: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.get("/configs")
+@document_response(schemas.StoredSystemConfigs)
 @require_session
 async def get_configs() -> Response:
     """System settings for clients (such as the default model)."""

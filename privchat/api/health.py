@@ -5,15 +5,18 @@ from __future__ import annotations
 import trio
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from quart import Blueprint, Response
+from quart_schema import document_response
 
 from .. import __version__
 from ..errors import json_response
 from ..services.registry import services
+from . import schemas
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/health")
+@document_response(schemas.Health)
 async def health() -> Response:
     """Service health: status and version (no sign-in needed)."""
     return json_response({"status": "ok", "version": __version__})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 
 class _Open(BaseModel):
@@ -104,3 +104,57 @@ class Model(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[Model]
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    version: str
+
+
+class Session(BaseModel):
+    token: str = Field(description="Send as `Authorization: Bearer <token>`")
+    expires_at: str
+
+
+class NearSession(Session):
+    session_id: str
+    is_new_user: bool
+
+
+class User(BaseModel):
+    id: str
+    email: str
+    name: str | None
+    avatar_url: str | None
+    created_at: str
+    updated_at: str
+
+
+class LinkedAccount(BaseModel):
+    provider: str
+    linked_at: str
+
+
+class Profile(BaseModel):
+    user: User
+    linked_accounts: list[LinkedAccount]
+
+
+class Settings(BaseModel):
+    notification: bool
+    system_prompt: str | None = None
+    web_search: bool
+    appearance: Literal["Light", "Dark", "System"]
+
+
+class UserSettings(BaseModel):
+    user_id: str
+    settings: Settings
+
+
+class SystemConfigs(BaseModel):
+    default_model: str | None = None
+
+
+class StoredSystemConfigs(RootModel[SystemConfigs | None]):
+    """The system settings, or null before an admin first set them."""

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, StrictBool, StrictStr
 from quart import Blueprint, Response, g
-from quart_schema import document_request
+from quart_schema import document_request, document_response
 
 from ..auth.guards import require_session
 from ..errors import ApiError, json_response
@@ -15,6 +15,7 @@ from ..services.registry import services
 from ..store import settings as settings_store
 from ..store import users
 from ..timefmt import ts_offset
+from . import schemas
 from .body import read_json
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ def user_json(user: users.User) -> dict[str, Any]:
 
 
 @bp.get("/me")
+@document_response(schemas.Profile)
 @require_session
 async def me() -> Response:
     """Your user profile."""
@@ -90,6 +92,7 @@ def _settings_response(content: dict[str, Any]) -> Response:
 
 
 @bp.get("/me/settings")
+@document_response(schemas.UserSettings)
 @require_session
 async def get_settings() -> Response:
     """Your settings."""
@@ -116,6 +119,7 @@ class SettingsPatch(BaseModel):
 
 
 @bp.post("/me/settings")
+@document_response(schemas.UserSettings)
 @document_request(SettingsReplace)
 @require_session
 async def replace_settings() -> Response:
@@ -128,6 +132,7 @@ async def replace_settings() -> Response:
 
 
 @bp.patch("/me/settings")
+@document_response(schemas.UserSettings)
 @document_request(SettingsPatch)
 @require_session
 async def patch_settings() -> Response:
