@@ -1,4 +1,4 @@
-"""A fix to Hypercorn 0.18's Trio server that privchat relies on; `install()` applies it.
+"""Two changes to Hypercorn 0.18's Trio server that privchat relies on; `install()` applies them.
 
 When a client closes an idle keep-alive connection, Hypercorn reads the end of the stream and
 stops reading, but its keep-alive timer keeps the connection's task group open: the socket stays
@@ -7,18 +7,61 @@ that open and close connections often (browsers, SDK clients, load balancer heal
 pile up sockets until the process runs out of file descriptors. Here the timer is stopped as
 soon as the peer is gone, so the connection closes at once. Stopping it is harmless where
 Hypercorn already closes the connection itself.
+
+Cheaper writes: every write (one per relayed token event) takes Hypercorn's send lock and then
+`trio.SocketStream.send_all`, each a checkpoint that yields to the scheduler. When the lock is
+free and the socket takes the whole write at once (a streamed event always fits in the socket's
+buffer unless the client stops reading), the bytes are written straight away, with no scheduling
+round; the request task still yields at its next read. Otherwise (partial write, lock held, TLS)
+Hypercorn's own path runs, shielded as before. A checkpoint every `YIELD_EVERY` direct writes
+keeps a long run of writes without reads (a large buffered body) from holding the event loop.
 """
 
 from __future__ import annotations
 
+import os
+
 import hypercorn.trio.run
+import trio
+from hypercorn.events import Closed, Event, RawData
 from hypercorn.trio.tcp_server import TCPServer
+
+YIELD_EVERY = 16
 
 
 class _TCPServer(TCPServer):
+    _direct = 0  # writes made directly, for the periodic checkpoint
+
     async def _read_data(self) -> None:
         await super()._read_data()
         await self.idle_task.stop()  # nothing left to time out: let the connection close
+
+    async def protocol_send(self, event: Event) -> None:
+        if (
+            type(event) is not RawData
+            or self.send_lock.locked()
+            or not isinstance(self.stream, trio.SocketStream)
+        ):
+            await super().protocol_send(event)
+            return
+        data = event.data
+        self.send_lock.acquire_nowait()
+        try:
+            try:
+                sent = os.write(self.stream.socket.fileno(), data)
+            except BlockingIOError:
+                sent = 0
+            if sent < len(data):
+                with trio.CancelScope(shield=True):
+                    await self.stream.send_all(memoryview(data)[sent:])
+            else:
+                self._direct += 1
+                if self._direct % YIELD_EVERY == 0:
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            await self.protocol.handle(Closed())
+        finally:
+            self.send_lock.release()
 
 
 def install() -> None:

@@ -513,6 +513,9 @@ def main() -> int:
     parser.add_argument("--rungs", default=DEFAULT_RUNGS, help="capacity rungs (streams)")
     parser.add_argument("--events", type=int, default=capacity.EVENTS, help="events per stream")
     parser.add_argument("--baseline", type=Path, help="a checkout (with .venv) to compare with")
+    parser.add_argument(
+        "--targets", default=",".join(LADDER), help="capacity targets (default: all rungs)"
+    )
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
         dsn = stack.enter_context(throwaway_database(ADMIN_DSN))
@@ -708,8 +711,15 @@ async def capacity_phase(
         async with httpx2.AsyncClient(timeout=30) as client:
             await client.post(f"{fake_url}/_fake/reset")
 
+    wanted = args.targets.split(",")
     return await capacity.capacity(
-        relays, f"{fake_url}/v1/responses", fake_url, fake_pid, reset, steps, args.events
+        [r for r in relays if r.name in wanted],
+        f"{fake_url}/v1/responses",
+        fake_url,
+        fake_pid,
+        reset,
+        steps,
+        args.events,
     )
 
 

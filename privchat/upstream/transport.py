@@ -6,6 +6,13 @@ idle, a wake-up of the peer for half a request. `CoalescingStream` holds the fir
 each response (a request's head) until the next non-empty write or the first read, and sends
 them together; empty writes are skipped. Large bodies and streamed uploads go out as before,
 after the head: nothing is held longer than the request takes to write.
+
+Reads of a plain (non-TLS) connection skip a layer too: httpcore2's Trio stream reads through
+`trio.SocketStream.receive_some`, which after waking for readable data yields to the scheduler a
+second time, and wraps each read in two context managers. A streamed response reads once per
+token event, so `CoalescingStream.read` waits for the socket itself and reads the bytes at once:
+one scheduling round per read instead of two, same errors (`ReadTimeout` after the idle timeout,
+`ReadError` for a closed or broken socket). Data already waiting is read with a plain checkpoint.
 """
 
 # The `timeout` parameters are httpcore2's network-stream interface, implemented here.
@@ -13,12 +20,17 @@ after the head: nothing is held longer than the request takes to write.
 
 from __future__ import annotations
 
+import math
+import os
 import ssl
 from collections.abc import Iterable
 from typing import Any
 
 import httpcore2
 import httpx2
+import trio
+
+from . import h11_batch
 
 JOIN_LIMIT = 64 * 1024  # a held head is sent together with at most this much body
 
@@ -28,6 +40,10 @@ class CoalescingStream(httpcore2.AsyncNetworkStream):
         self._stream = stream
         self._held = b""
         self._fresh = True  # nothing written since the last read: the next write is a head
+        # The socket to read directly: a plain connection's (TLS decrypts in the stream).
+        self._socket = None
+        if stream.get_extra_info("ssl_object") is None:
+            self._socket = stream.get_extra_info("socket")
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
@@ -49,7 +65,31 @@ class CoalescingStream(httpcore2.AsyncNetworkStream):
             held, self._held = self._held, b""
             await self._stream.write(held, timeout)
         self._fresh = True
-        return await self._stream.read(max_bytes, timeout)
+        if self._socket is None:
+            return await self._stream.read(max_bytes, timeout)
+        return await self._read_socket(max_bytes, math.inf if timeout is None else timeout)
+
+    async def _read_socket(self, max_bytes: int, timeout: float) -> bytes:
+        sock = self._socket
+        try:
+            try:
+                data = os.read(sock.fileno(), max_bytes)
+            except BlockingIOError:
+                pass
+            else:
+                await trio.lowlevel.checkpoint()
+                return data
+            with trio.fail_after(timeout):
+                while True:
+                    await trio.lowlevel.wait_readable(sock)
+                    try:
+                        return os.read(sock.fileno(), max_bytes)
+                    except BlockingIOError:
+                        continue  # woken without data: wait again
+        except trio.TooSlowError:
+            raise httpcore2.ReadTimeout("timed out") from None
+        except (OSError, trio.ClosedResourceError, trio.BrokenResourceError) as exc:
+            raise httpcore2.ReadError(str(exc) or type(exc).__name__) from exc
 
     async def aclose(self) -> None:
         self._held = b""
@@ -94,10 +134,11 @@ class CoalescingBackend(httpcore2.AsyncNetworkBackend):
 
 class UpstreamTransport(httpx2.AsyncHTTPTransport):
     """httpx2's HTTP transport (request/response mapping, errors), with its connection pool
-    built over `CoalescingBackend`."""
+    built over `CoalescingBackend`, and httpcore2's body reads batched (`h11_batch`)."""
 
     def __init__(self, limits: httpx2.Limits) -> None:
         super().__init__(limits=limits, trust_env=False)
+        h11_batch.install()  # body bytes already received leave in one chunk
         self._pool = httpcore2.AsyncConnectionPool(
             ssl_context=httpx2.create_ssl_context(trust_env=False),
             max_connections=limits.max_connections,
