@@ -121,3 +121,31 @@ async def test_bad_windows_and_limits(client: httpx2.AsyncClient) -> None:
     assert (
         await client.get("/v1/admin/analytics", params=ok, headers=auth(user))
     ).status_code == 403
+
+
+async def test_absurd_bounds_and_repeated_parameters_are_400(client: httpx2.AsyncClient) -> None:
+    """Issue 14, finding 11: bounds outside 1970..9999 (which near year 1 or 9999 also overflow
+    Python's datetime once the offset is applied) and repeated parameters are 400, not 200/500."""
+    admin = await login(client, "bounds@admin.org")
+    ok = "2030-01-01T00:00:00Z"
+    cases = [
+        ({"start": "0001-01-01T00:00:00Z", "end": ok}, "start"),
+        ({"start": "0001-01-01T00:00:00+05:00", "end": ok}, "start"),
+        ({"start": "1969-12-31T23:59:59Z", "end": ok}, "start"),
+        ({"start": ok, "end": "9999-12-31T23:59:59-05:00"}, "end"),
+    ]
+    for path in ("/v1/admin/analytics", "/v1/admin/analytics/top-users"):
+        for params, name in cases:
+            response = await client.get(path, params=params, headers=auth(admin))
+            assert response.status_code == 400, (path, params, response.text)
+            assert response.json() == {
+                "code": "bad_request",
+                "message": f"{name} must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z",
+            }
+        query = "start=2030-01-01T00:00:00Z&start=2020-01-01T00:00:00Z&end=2031-01-01T00:00:00Z"
+        response = await client.get(f"{path}?{query}", headers=auth(admin))
+        assert response.status_code == 400
+        assert response.text == "Failed to deserialize query string: duplicate field `start`"
+        edges = {"start": "1970-01-01T00:00:00Z", "end": "9999-12-31T23:59:59Z"}
+        response = await client.get(path, params=edges, headers=auth(admin))
+        assert response.status_code == 200, response.text

@@ -85,6 +85,17 @@ async def test_users_pagination_validation(client: httpx2.AsyncClient) -> None:
         assert response.text.startswith("Failed to deserialize query string")
 
 
+async def test_repeated_page_parameters_are_400_naming_them(client: httpx2.AsyncClient) -> None:
+    """Issue 14, finding 11: a repeated `limit`/`offset` is rejected, not silently last-wins."""
+    token = await login(client, "duplicates@admin.org")
+    for name, query in (("limit", "limit=1&limit=100"), ("offset", "offset=0&limit=5&offset=3")):
+        response = await client.get(f"/v1/admin/users?{query}", headers=auth(token))
+        assert response.status_code == 400, query
+        assert response.text == f"Failed to deserialize query string: duplicate field `{name}`"
+    response = await client.get("/v1/admin/users?limit=1&offset=0", headers=auth(token))
+    assert response.status_code == 200 and response.json()["limit"] == 1
+
+
 async def test_scenario_4_admin_revokes_vpc(client: httpx2.AsyncClient) -> None:
     """Scenario 4: POST /v1/admin/vpc/revoke as admin → 204 (static-key mode: a no-op)."""
     token = await login(client, "test_admin_revoke@admin.org")

@@ -309,3 +309,22 @@ async def test_serve_without_an_agent_exits_with_one_line(database_url, tmp_path
     last = done.stderr.decode().strip().splitlines()[-1]
     assert last.startswith("privchat: configuration error: DSTACK_SIMULATOR_ENDPOINT: ")
     assert "Traceback" not in done.stderr.decode()
+
+
+async def test_unknown_model_is_404_not_503(nursery, config, tmp_path) -> None:
+    """Deviation A4 (issue 14, finding 11): the upstream answers 503 for a model it does not
+    have; privchat asks whether the model exists and answers the caller's 404."""
+    p = await start_attested(nursery, config, tmp_path)
+    async with client_for(p) as client:
+        response = await client.get(REPORT, params={"model": "no-such/model"})
+        assert response.status_code == 404
+        assert response.json() == {
+            "code": "not_found",
+            "message": "Model 'no-such/model' not found",
+        }
+        assert p.agent.quoted == []
+        # A known model whose report fails is still the service's 503.
+        p.cloud.attestation_error = (503, "backend down")
+        response = await client.get(REPORT, params={"model": ECHO_MODEL})
+    assert response.status_code == 503
+    assert response.json()["message"] == "Attestation service returned error: 503"

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 
-from quart import Response, request
+from quart import Response
 
 from ..errors import ApiError, TextError, json_response
 from ..services.registry import services
 from ..store import analytics
 from ..timefmt import ts_z
 from .admin import bp
-from .query import query_int
+from .query import query_int, single
 
 log = logging.getLogger(__name__)
 
+# Bounds outside these are absurd for activity rows, and near year 1 or 9999 a time zone offset
+# moves the instant out of Python's datetime range.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+
 
 def _instant(name: str) -> datetime:
-    raw = request.args.get(name)
+    raw = single(name)
     if raw is None:
         raise TextError(400, f"Failed to deserialize query string: missing field `{name}`")
     try:
@@ -27,6 +32,12 @@ def _instant(name: str) -> datetime:
         value = None
     if value is None or value.tzinfo is None:
         raise TextError(400, f"Failed to deserialize query string: {name}: input is not RFC 3339")
+    try:
+        in_range = EARLIEST <= value <= LATEST
+    except OverflowError:
+        in_range = False
+    if not in_range:
+        raise ApiError(400, f"{name} must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z")
     return value
 
 

@@ -5,7 +5,8 @@ The client's `nonce` (64 hex chars, else 400) goes upstream; privchat's quote bi
 report_data = SHA-256(SPKI of the TLS certificate it serves, or 32 zero bytes) ‖ the client's
 nonce, or the nonce upstream echoed when the client sent none. `tls_spki_sha256` in
 `chat_api_gateway_attestation` says which binding the quote carries (hex, or null).
-Every step has a deadline; failures map to 502 / 503 / 500 E-API as in the reference.
+Every step has a deadline; failures map to 502 / 503 / 500 E-API as in the reference, except
+that a report for a model the upstream does not know is 404 (deviation A4).
 `signing_algo` is not checked here: upstream rejects an unknown one, which becomes 503.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import trio
 from quart import Blueprint, Response, request
@@ -31,6 +32,7 @@ bp = Blueprint("attestation", __name__)
 
 FORWARDED_PARAMS = ("model", "signing_algo", "nonce", "signing_address")
 UPSTREAM_DEADLINE = 30.0  # seconds for the whole upstream attestation fetch
+MODEL_CHECK_DEADLINE = 5.0  # seconds for asking whether a failed report's model exists
 
 
 @bp.get("/v1/attestation/report")
@@ -86,11 +88,26 @@ async def _fetch_upstream(query: bytes) -> bytes:
         raise ApiError(502, "Failed to fetch attestation report: API error: timed out")
     if not 200 <= response.status_code < 300:
         log.warning("upstream attestation error", extra={"status": response.status_code})
+        model = request.args.get("model")
+        if model and await _model_unknown(model):
+            raise ApiError(404, f"Model '{model}' not found")
         raise ApiError(503, f"Attestation service returned error: {response.status_code}")
     try:
         return response.content
     except Exception as exc:  # the body was read by `call`; kept for the reference's 500
         raise ApiError(500, f"Failed to read response body: {exc}") from None
+
+
+async def _model_unknown(model: str) -> bool:
+    """Does the upstream say it has no such model? Asked only after the report failed, so an
+    unknown model is the caller's 404, not the service's 503."""
+    with trio.move_on_after(MODEL_CHECK_DEADLINE):
+        try:
+            response = await get_upstream().call("GET", f"model/{quote(model, safe='')}")
+        except UpstreamError:
+            return False
+        return response.status_code == 404
+    return False
 
 
 def _require_str(obj: dict[str, Any], name: str, where: str) -> str:

@@ -12,7 +12,7 @@ import logging
 import re
 from urllib.parse import quote
 
-from quart import Blueprint, Response, g, request
+from quart import Blueprint, Response, g
 from quart_schema import DataSource, document_request, document_response
 
 from ..auth.guards import require_session
@@ -23,6 +23,7 @@ from ..tracking import answer_tracked, check_owned, delete_tracked, file_uploade
 from ..upstream import UpstreamError, forward, relay
 from . import schemas
 from .body import body_chunks
+from .query import single
 
 log = logging.getLogger(__name__)
 
@@ -60,20 +61,13 @@ async def upload() -> Response:
     return await answer_tracked(upstream, file_uploaded, kind="file", path_of=_path)
 
 
-def _single(name: str) -> str | None:
-    values = request.args.getlist(name)
-    if len(values) > 1:
-        raise TextError(400, f"Failed to deserialize query string: duplicate field `{name}`")
-    return values[0] if values else None
-
-
 @bp.get("/v1/files")
 @document_response(schemas.FileList)
 @require_session
 async def list_files() -> Response:
     """Your files, paged."""
-    raw_limit, order = _single("limit"), _single("order")
-    after, purpose = _single("after"), _single("purpose")
+    raw_limit, order = single("limit"), single("order")
+    after, purpose = single("after"), single("purpose")
     limit = DEFAULT_LIMIT
     if raw_limit is not None:
         if not _INTEGER.fullmatch(raw_limit):

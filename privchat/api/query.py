@@ -10,9 +10,18 @@ I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 _BAD_INT = "Failed to deserialize query string: invalid digit found in string"
 
 
+def single(name: str) -> str | None:
+    """The one value of a query parameter, None when absent; a repeated parameter is 400 E-TEXT
+    naming it (as the reference's extractor: serde's `duplicate field`), never last-wins."""
+    values = request.args.getlist(name)
+    if len(values) > 1:
+        raise TextError(400, f"Failed to deserialize query string: duplicate field `{name}`")
+    return values[0] if values else None
+
+
 def query_int(name: str, default: int) -> int:
     """A signed 64-bit integer parameter, parsed as strictly as the reference's extractor."""
-    raw = request.args.get(name)
+    raw = single(name)
     if raw is None:
         return default
     try:
