@@ -14,15 +14,14 @@
 # - file mtimes and created times fixed by the builder (--timestamp 0 / rewrite-timestamp).
 
 ARG BASE_IMAGE=python:3.11-slim-bookworm
-# The web frontend: none (default), context (a built dist/ in the build context, at
-# FRONTEND_DIST), or github (nearai/private-chat at PRIVATE_CHAT_FRONTEND_VERSION, built with node).
-ARG FRONTEND=none
+# The web frontend: context (default: the directory FRONTEND_DIST of the build context, a built
+# dist/ or empty for no frontend; scripts/build-image.sh fills it) or github (nearai/private-chat
+# at PRIVATE_CHAT_FRONTEND_VERSION, built with node). A plain `podman build .` needs
+# `mkdir -p .frontend-dist` first.
+ARG FRONTEND=context
 ARG FRONTEND_BUILDER_IMAGE=node:22-slim
 
-FROM ${BASE_IMAGE} AS frontend-none
-WORKDIR /dist
-
-FROM ${BASE_IMAGE} AS frontend-context
+FROM scratch AS frontend-context
 ARG FRONTEND_DIST=.frontend-dist
 COPY ${FRONTEND_DIST}/ /dist/
 

@@ -1,4 +1,5 @@
-"""`privchat verify-attestation URL [--expect-compose-hash H] [--ca-file PEM]`.
+"""`privchat verify-attestation URL [--image-digest sha256:D] [--app-compose FILE]
+[--expect-compose-hash H] [--ca-file PEM]`.
 
 Fetches `/v1/attestation/report` with a fresh random nonce over its own connection, keeps the
 TLS certificate the server presented on that connection, and checks, printing one table row each:
@@ -11,9 +12,13 @@ TLS certificate the server presented on that connection, and checks, printing on
                        report_data[0:32] (this is what stops a man in the middle); skipped when
                        privchat does not terminate TLS itself or the URL is plain http
   upstream nonce       the upstream gateway's `request_nonce` (and its quote) carry the nonce
-  compose hash         with --expect-compose-hash: the attested compose hash, the app-compose it
-                       hashes, the event log entry, and RTMR3 replayed from the event log = the
-                       quote's RTMR3
+  compose hash         with --expect-compose-hash (or --app-compose FILE, whose SHA-256 it is, or
+                       --image-digest alone, which takes the attested app-compose's hash): the
+                       attested compose hash, the app-compose it hashes, the event log entry, and
+                       RTMR3 replayed from the event log = the quote's RTMR3
+  image digest         with --image-digest: the attested app-compose (bound by the row above)
+                       runs only images pinned by digest, one of them exactly this digest, the
+                       one `scripts/build-image.sh` prints for this source
   quote signature      Intel DCAP signature via `dcap-qvl` when installed and collateral is
                        reachable, otherwise "not checked"
 
@@ -33,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from .attestation.app_compose import DescriptorError, check_digest, compose_hash, runs_exactly
 from .attestation.quote import QuoteError, TdxQuote, parse_quote_hex
 from .attestation.report_data import NO_BINDING, spki_sha256_of_der
 
@@ -107,6 +113,7 @@ def check_report(
     nonce: bytes,
     peer_certificate: bytes | None,
     expect_compose_hash: str | None,
+    image_digest: str | None = None,
 ) -> list[Check]:
     mine = report.get("chat_api_gateway_attestation")
     mine = mine if isinstance(mine, dict) else {}
@@ -143,7 +150,14 @@ def check_report(
 
     checks.append(_tls_check(quote, claimed, peer_certificate))
     checks.append(_upstream_check(cloud, nonce))
+    if expect_compose_hash is None and image_digest is not None:
+        # The digest is checked against the attested app-compose, so that document must be the
+        # one the event log and RTMR3 carry.
+        app = _tcb(mine).get("app_compose")
+        expect_compose_hash = compose_hash(app) if isinstance(app, str) else "none attested"
     checks.append(_compose_check(mine, quote, expect_compose_hash))
+    if image_digest is not None:
+        checks.append(_image_check(mine, image_digest))
     checks.append(_signature_check(quote, mine))
     return checks
 
@@ -179,10 +193,30 @@ def _upstream_check(cloud: dict[str, Any], nonce: bytes) -> Check:
     return Check(name, PASS, "request_nonce and quote report_data[32:64]")
 
 
+def _tcb(mine: dict[str, Any]) -> dict[str, Any]:
+    info = mine.get("info") if isinstance(mine.get("info"), dict) else {}
+    tcb = info.get("tcb_info") if isinstance(info.get("tcb_info"), dict) else {}
+    return tcb
+
+
+def _image_check(mine: dict[str, Any], digest: str) -> Check:
+    name = "image digest"
+    app = _tcb(mine).get("app_compose")
+    if not isinstance(app, str):
+        return Check(name, FAIL, "no app_compose attested")
+    try:
+        problem = runs_exactly(app, digest)
+    except DescriptorError as exc:
+        problem = str(exc)
+    if problem:
+        return Check(name, FAIL, problem)
+    return Check(name, PASS, f"the attested app-compose runs {digest}")
+
+
 def _compose_check(mine: dict[str, Any], quote: TdxQuote | str, expected: str | None) -> Check:
     name = "compose hash"
     info = mine.get("info") if isinstance(mine.get("info"), dict) else {}
-    tcb = info.get("tcb_info") if isinstance(info.get("tcb_info"), dict) else {}
+    tcb = _tcb(mine)
     attested = info.get("compose_hash") or tcb.get("compose_hash")
     if expected is None:
         return Check(name, SKIP, f"no --expect-compose-hash (attested: {attested or 'none'})")
@@ -256,9 +290,37 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("url", help="privchat's base URL, e.g. https://chat.example.com")
     parser.add_argument("--expect-compose-hash", metavar="H", help="the app-compose hash to expect")
+    parser.add_argument(
+        "--image-digest",
+        metavar="sha256:D",
+        help="the image digest scripts/build-image.sh printed for this source",
+    )
+    parser.add_argument(
+        "--app-compose",
+        metavar="FILE",
+        help="the app-compose.json expected (scripts/render-deploy.py); its hash is expected",
+    )
     parser.add_argument("--ca-file", metavar="PEM", help="trust these CA certificates for TLS")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per network step")
     args = parser.parse_args(argv)
+    expect = args.expect_compose_hash
+    try:
+        if args.image_digest is not None:
+            check_digest(args.image_digest)
+        if args.app_compose is not None:
+            try:
+                with open(args.app_compose, encoding="utf-8") as handle:
+                    from_file = compose_hash(handle.read())
+            except (OSError, UnicodeDecodeError) as exc:
+                raise DescriptorError(
+                    f"cannot read --app-compose {args.app_compose}: {exc}"
+                ) from None
+            if expect is not None and expect.lower().removeprefix("0x") != from_file:
+                raise DescriptorError("--expect-compose-hash and --app-compose disagree")
+            expect = from_file
+    except DescriptorError as exc:
+        print(f"privchat verify-attestation: {exc}", file=sys.stderr)
+        return 2
     nonce = secrets.token_bytes(32)
     try:
         fetched = fetch(args.url, nonce, ca_file=args.ca_file, timeout=args.timeout)
@@ -275,7 +337,7 @@ def main(argv: list[str]) -> int:
         return 1
     via = "TLS" if fetched.peer_certificate is not None else "plain http"
     checks = [Check("report fetched", PASS, f"HTTP 200 over {via}, nonce {nonce.hex()}")]
-    checks += check_report(report, nonce, fetched.peer_certificate, args.expect_compose_hash)
+    checks += check_report(report, nonce, fetched.peer_certificate, expect, args.image_digest)
     print(render(checks))
     failed = [c.name for c in checks if c.result == FAIL]
     if failed:

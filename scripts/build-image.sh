@@ -51,7 +51,7 @@ elif [ -n "$FRONTEND_VERSION" ]; then
     [[ "$FRONTEND_VERSION" =~ ^[0-9a-f]{40}$ ]] || fail "--frontend-version must be a full 40-hex commit, got $FRONTEND_VERSION"
     FRONTEND=github
 else
-    FRONTEND=none
+    FRONTEND=context  # an empty directory: no frontend
 fi
 [ -z "$COMPARE" ] || [ -s "$COMPARE" ] || fail "cannot read $COMPARE to compare with"
 
@@ -80,7 +80,7 @@ ARGS=(--no-cache --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg SOURCE_DATE_EP
       --build-arg "FRONTEND=$FRONTEND" --build-arg "PRIVATE_CHAT_FRONTEND_VERSION=$FRONTEND_VERSION")
 START=$(date +%s)
 rm -f "$OUT"
-echo "build-image.sh: building commit $COMMIT on $BASE_IMAGE with $ENGINE (frontend: $FRONTEND)" >&2
+echo "build-image.sh: building commit $COMMIT on $BASE_IMAGE with $ENGINE (frontend: ${FRONTEND_DIST:-${FRONTEND_VERSION:-none}})" >&2
 if [ "$ENGINE" = docker ]; then
     docker buildx build "${ARGS[@]}" --platform linux/amd64 \
         --output "type=oci,dest=$OUT,rewrite-timestamp=true" -f "$CTX/Dockerfile" "$CTX" >&2

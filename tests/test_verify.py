@@ -57,6 +57,7 @@ async def run_verifier(capsys, *argv: str) -> tuple[int, dict[str, str], str]:
             "TLS key binding",
             "upstream nonce",
             "compose hash",
+            "image digest",
             "quote signature",
         ):
             if line.startswith(name + " "):
@@ -191,3 +192,106 @@ async def test_verifier_fails_an_error_status(nursery, config, tmp_path, capsys)
     assert code == 1
     assert rows == {"report fetched": "FAIL"}, out
     assert "HTTP 503" in out
+
+
+# --- the chain from the built image digest to the quote (issue 12) ---------------------------
+
+BUILT = "sha256:" + hashlib.sha256(b"the image build-image.sh printed").hexdigest()
+
+
+def _rendered(tmp_path: Path, digest: str = BUILT) -> Path:
+    """deploy/app-compose.json as scripts/render-deploy.py writes it for `digest`."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "deploy"
+    script = Path(__file__).parent.parent / "scripts" / "render-deploy.py"
+    done = subprocess.run(
+        [sys.executable, str(script), digest, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    compose = out / "app-compose.json"
+    assert done.stdout.strip() == hashlib.sha256(compose.read_bytes()).hexdigest()
+    return compose
+
+
+async def _attested_with(nursery, config, tmp_path, app_compose: str, **knobs: object):
+    from tests.fakes.dstack_agent import FakeDstackAgent
+
+    agent = FakeDstackAgent(app_compose=app_compose, **knobs)  # type: ignore[arg-type]
+    return await start_attested(nursery, config, tmp_path, tls=False, agent=agent)
+
+
+async def test_image_digest_ties_the_quote_to_the_build(nursery, config, tmp_path, capsys) -> None:
+    compose = _rendered(tmp_path)
+    p = await _attested_with(nursery, config, tmp_path, compose.read_text())
+    code, rows, out = await run_verifier(
+        capsys, p.url, "--image-digest", BUILT, "--app-compose", str(compose)
+    )
+    assert code == 0, out
+    assert rows["compose hash"] == rows["image digest"] == "PASS", out
+    assert f"runs {BUILT}" in out
+    # --image-digest alone takes the attested app-compose and still needs it in RTMR3.
+    code, rows, out = await run_verifier(capsys, p.url, "--image-digest", BUILT)
+    assert code == 0 and rows["compose hash"] == "PASS", out
+
+
+async def test_image_digest_fails_for_another_digest(nursery, config, tmp_path, capsys) -> None:
+    compose = _rendered(tmp_path)
+    p = await _attested_with(nursery, config, tmp_path, compose.read_text())
+    other = "sha256:" + "ab" * 32
+    code, rows, out = await run_verifier(capsys, p.url, "--image-digest", other)
+    assert code == 1
+    assert rows["compose hash"] == "PASS" and rows["image digest"] == "FAIL", out
+    assert f"the compose runs docker.io/nearai/privchat@{BUILT}, not {other}" in out
+    assert out.splitlines()[-1] == "FAILED: image digest"
+
+
+async def test_image_digest_fails_for_a_tag(nursery, config, tmp_path, capsys) -> None:
+    from privchat.attestation.app_compose import app_compose, tee_compose
+
+    tagged = app_compose(tee_compose(f"docker.io/nearai/privchat:latest  # was {BUILT}"))
+    p = await _attested_with(nursery, config, tmp_path, tagged)
+    code, rows, out = await run_verifier(capsys, p.url, "--image-digest", BUILT)
+    assert code == 1
+    assert rows["image digest"] == "FAIL", out
+    assert "names 'docker.io/nearai/privchat:latest' by tag, not by digest" in out
+    assert out.splitlines()[-1] == "FAILED: image digest"
+
+
+async def test_image_digest_fails_for_a_tampered_event_log(
+    nursery, config, tmp_path, capsys
+) -> None:
+    """The report shows the rendered app-compose, but the quote measured another one."""
+    from privchat.attestation.app_compose import app_compose, tee_compose
+
+    compose = _rendered(tmp_path)
+    booted = app_compose(tee_compose("docker.io/evil/privchat@sha256:" + "66" * 32))
+    p = await _attested_with(
+        nursery, config, tmp_path, compose.read_text(), measured_app_compose=booted
+    )
+    code, rows, out = await run_verifier(
+        capsys, p.url, "--image-digest", BUILT, "--app-compose", str(compose)
+    )
+    assert code == 1
+    assert rows["compose hash"] == "FAIL" and rows["image digest"] == "PASS", out
+    assert "event log does not replay to the quote's RTMR3" in out
+    assert out.splitlines()[-1] == "FAILED: compose hash"
+
+
+async def test_bad_arguments_are_one_line(tmp_path, capsys) -> None:
+    """Checked before anything is fetched: exit 2 and one line, never a traceback."""
+    unreadable = tmp_path / "missing.json"
+    cases = [
+        (["--image-digest", "sha256:abc"], "not an image digest (sha256:<64 lowercase hex>)"),
+        (["--image-digest", "ab" * 32], "not an image digest"),
+        (["--app-compose", str(unreadable)], f"cannot read --app-compose {unreadable}"),
+    ]
+    for extra, message in cases:
+        code = await trio.to_thread.run_sync(verify.main, ["http://127.0.0.1:9", *extra])
+        captured = capsys.readouterr()
+        assert code == 2
+        assert captured.out == ""
+        assert captured.err.count("\n") == 1 and message in captured.err, captured.err

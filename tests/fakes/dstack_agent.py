@@ -12,7 +12,9 @@ made up, so a real signature check fails, as with the simulator.
 
 Knobs: `fail_status` (every RPC answers that status), `hang_quote` / `hang_info` (the call
 waits until `release()`), `tamper_binding` (the quote binds these 32 bytes instead of the
-requested report_data[0:32]), `bad_event_log` (GetQuote's event_log is not JSON).
+requested report_data[0:32]), `bad_event_log` (GetQuote's event_log is not JSON),
+`measured_app_compose` (the quote's RTMRs are measured from this app-compose while the event log
+and Info show `app_compose`: a tampered event log).
 
 The quote is built here, independently of `privchat.attestation.quote`, so tests cross-check
 the parser.
@@ -79,6 +81,7 @@ class FakeDstackAgent:
     hang_info: bool = False
     tamper_binding: bytes | None = None
     bad_event_log: bool = False
+    measured_app_compose: str | None = None
     tcb_info_as_string: bool = True  # the real agent sends tcb_info as a JSON string
     quoted: list[bytes] = field(default_factory=list)  # report_data of every GetQuote, in order
     calls: list[str] = field(default_factory=list)  # RPC method names, in order
@@ -92,18 +95,19 @@ class FakeDstackAgent:
     def compose_hash(self) -> str:
         return hashlib.sha256(self.app_compose.encode()).hexdigest()
 
-    def event_log(self) -> list[dict[str, Any]]:
+    def event_log(self, app_compose: str | None = None) -> list[dict[str, Any]]:
+        compose_hash = hashlib.sha256((app_compose or self.app_compose).encode()).hexdigest()
         return [
             _event(0, "td-boot", b"fake firmware"),
             _event(1, "kernel", b"fake kernel"),
             _event(2, "initrd", b"fake initrd"),
             _event(3, "app-id", bytes.fromhex("fa" * 20)),
-            _event(3, "compose-hash", bytes.fromhex(self.compose_hash)),
+            _event(3, "compose-hash", bytes.fromhex(compose_hash)),
             _event(3, "instance-id", bytes.fromhex("1d" * 20)),
         ]
 
     def rtmrs(self) -> list[bytes]:
-        log = self.event_log()
+        log = self.event_log(self.measured_app_compose)
         return [replay([e["digest"] for e in log if e["imr"] == i]) for i in range(4)]
 
     @property
