@@ -94,7 +94,7 @@ else
     CA=()
     [ ! -f /etc/ssl/certs/ca-certificates.crt ] || \
         CA=(-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro)
-    "${PODMAN[@]}" build "${ARGS[@]}" --timestamp 0 --network host \
+    "${PODMAN[@]}" build "${ARGS[@]}" --layers=false --timestamp 0 --network host \
         --ulimit nofile=20000:20000 --ulimit nproc=8192:8192 "${CA[@]}" \
         -t "$TAG" -f "$CTX/Dockerfile" "$CTX" >&2 \
         || fail "podman build failed (output above)"
