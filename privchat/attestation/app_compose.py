@@ -72,7 +72,9 @@ volumes:
 
 def tee_compose(image: str) -> str:
     """The compose file inside the app-compose: privchat only (its database is outside the
-    CVM), attested through the dstack socket; configuration comes from dstack's encrypted env."""
+    CVM), attested through the dstack socket. Configuration comes from dstack's encrypted
+    environment: each allowed variable is passed through by name, and stays unset when not set."""
+    passed = "".join(f"      - {name}\n" for name in ALLOWED_ENVS)
     return f"""\
 services:
   privchat:
@@ -82,28 +84,31 @@ services:
       - "8081:8081"
     volumes:
       - /var/run/dstack.sock:/var/run/dstack.sock
-    env_file: .env
-    stop_grace_period: 40s
+    environment:
+{passed}    stop_grace_period: 40s
 """
 
 
+# What a deployer may set through dstack's encrypted environment (names only are attested).
 ALLOWED_ENVS = [
+    "DATABASE_URL",
     "DATABASE_HOST",
     "DATABASE_PORT",
     "DATABASE_NAME",
     "DATABASE_USER",
     "DATABASE_PASSWORD",
+    "DATABASE_TLS_ENABLED",
     "OPENAI_BASE_URL",
     "OPENAI_API_KEY",
-    "CLOUD_API_BASE_URL",
-    "VPC_SHARED_SECRET",
+    "VPC_CLIENT_ID",
     "GOOGLE_CLIENT_ID",
     "GOOGLE_CLIENT_SECRET",
     "GITHUB_CLIENT_ID",
     "GITHUB_CLIENT_SECRET",
     "REDIRECT_URI",
+    "FRONTEND_URL",
     "CORS_ALLOWED_ORIGINS",
-    "ADMIN_DOMAINS",
+    "AUTH_ADMIN_DOMAINS",
 ]
 
 
