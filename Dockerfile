@@ -14,19 +14,12 @@
 # - file mtimes and created times fixed by the builder (--timestamp 0 / rewrite-timestamp).
 
 ARG BASE_IMAGE=python:3.11-slim-bookworm
-# The web frontend: context (default: the directory FRONTEND_DIST of the build context, a built
-# dist/ or empty for no frontend; scripts/build-image.sh fills it) or github (nearai/private-chat
-# at PRIVATE_CHAT_FRONTEND_VERSION, built with node). A plain `podman build .` needs
-# `mkdir -p .frontend-dist` first.
-ARG FRONTEND=context
 ARG FRONTEND_BUILDER_IMAGE=node:22-slim
 
-FROM scratch AS frontend-context
-ARG FRONTEND_DIST=.frontend-dist
-COPY ${FRONTEND_DIST}/ /dist/
-
-# The reference's frontend stage: the frontend at a pinned commit, pnpm pinned, frozen lockfile.
-FROM ${FRONTEND_BUILDER_IMAGE} AS frontend-github
+# Optional, built only when targeted (`scripts/build-image.sh --frontend-version COMMIT` builds
+# `--target frontend-github` first and puts its /dist into the context): the reference's frontend
+# stage, nearai/private-chat at a pinned commit, pnpm pinned, frozen lockfile. Needs GitHub.
+FROM ${FRONTEND_BUILDER_IMAGE} AS frontend-builder
 ARG PRIVATE_CHAT_FRONTEND_VERSION
 ARG VITE_PUBLIC_POSTHOG_KEY=
 ARG VITE_PUBLIC_POSTHOG_HOST=
@@ -44,7 +37,8 @@ RUN test -n "${PRIVATE_CHAT_FRONTEND_VERSION}" \
  && pnpm run build \
  && mv dist /dist
 
-FROM frontend-${FRONTEND} AS frontend
+FROM scratch AS frontend-github
+COPY --from=frontend-builder /dist /dist
 
 FROM ${BASE_IMAGE}
 ARG SOURCE_DATE_EPOCH=0
@@ -79,7 +73,10 @@ RUN --mount=type=bind,target=/src \
  && sed -i -E 's/^(app:[^:]*:)[0-9]+:/\10:/' /etc/shadow \
  && chown -R app:app /app
 
-COPY --from=frontend --chown=1000:1000 /dist /app/frontend/dist
+# The web frontend: a built dist/ in the build context (empty: no frontend). build-image.sh
+# fills .frontend-dist; a plain `podman build .` needs `mkdir -p .frontend-dist` first.
+ARG FRONTEND_DIST=.frontend-dist
+COPY --chown=1000:1000 ${FRONTEND_DIST}/ /app/frontend/dist/
 
 USER app
 ENV SERVER_HOST=0.0.0.0 SERVER_PORT=8081 FRONTEND_DIR=/app/frontend/dist \

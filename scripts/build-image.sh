@@ -46,12 +46,8 @@ fi
 [ -z "$FRONTEND_DIST" ] || [ -z "$FRONTEND_VERSION" ] || fail "give --frontend-dist or --frontend-version, not both"
 if [ -n "$FRONTEND_DIST" ]; then
     [ -f "$FRONTEND_DIST/index.html" ] || fail "frontend directory $FRONTEND_DIST has no index.html"
-    FRONTEND=context
 elif [ -n "$FRONTEND_VERSION" ]; then
     [[ "$FRONTEND_VERSION" =~ ^[0-9a-f]{40}$ ]] || fail "--frontend-version must be a full 40-hex commit, got $FRONTEND_VERSION"
-    FRONTEND=github
-else
-    FRONTEND=context  # an empty directory: no frontend
 fi
 [ -z "$COMPARE" ] || [ -s "$COMPARE" ] || fail "cannot read $COMPARE to compare with"
 
@@ -65,6 +61,10 @@ else
 fi
 command -v skopeo >/dev/null || fail "skopeo is not installed: apt-get install -y skopeo"
 git -C "$ROOT" rev-parse --verify -q HEAD >/dev/null || fail "$ROOT is not a git checkout with a commit"
+PODMAN=(podman --storage-driver vfs --runtime runc --cgroup-manager cgroupfs)
+if [ "$ENGINE" = podman ] && [[ "$BASE_IMAGE" == localhost/* ]] && ! "${PODMAN[@]}" image exists "$BASE_IMAGE"; then
+    fail "base image $BASE_IMAGE does not exist here: run scripts/base-image.sh and pass what it prints"
+fi
 
 COMMIT=$(git -C "$ROOT" rev-parse HEAD)
 if [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no)" ]; then
@@ -76,21 +76,29 @@ git -C "$ROOT" archive --format=tar "$COMMIT" | tar -x -C "$CTX"
 mkdir -p "$CTX/.frontend-dist"
 [ -z "$FRONTEND_DIST" ] || cp -r "$FRONTEND_DIST/." "$CTX/.frontend-dist/"
 
-ARGS=(--no-cache --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg SOURCE_DATE_EPOCH=0
-      --build-arg "FRONTEND=$FRONTEND" --build-arg "PRIVATE_CHAT_FRONTEND_VERSION=$FRONTEND_VERSION")
+ARGS=(--no-cache --build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg SOURCE_DATE_EPOCH=0)
 START=$(date +%s)
 rm -f "$OUT"
 echo "build-image.sh: building commit $COMMIT on $BASE_IMAGE with $ENGINE (frontend: ${FRONTEND_DIST:-${FRONTEND_VERSION:-none}})" >&2
+if [ -n "$FRONTEND_VERSION" ]; then
+    # The optional node stage alone; its /dist becomes the context's frontend.
+    FRONT=(--target frontend-github --build-arg "PRIVATE_CHAT_FRONTEND_VERSION=$FRONTEND_VERSION"
+           --output "type=local,dest=$CTX/.frontend-build" -f "$CTX/Dockerfile" "$CTX")
+    if [ "$ENGINE" = docker ]; then
+        docker buildx build "${ARGS[@]}" --platform linux/amd64 "${FRONT[@]}" >&2
+    else
+        "${PODMAN[@]}" build "${ARGS[@]}" --layers=false --timestamp 0 --network host \
+            --ulimit nofile=20000:20000 --ulimit nproc=8192:8192 "${FRONT[@]}" >&2
+    fi || fail "the frontend stage failed (it needs GitHub and the node base; output above)"
+    cp -r "$CTX/.frontend-build/dist/." "$CTX/.frontend-dist/"
+    rm -rf "$CTX/.frontend-build"
+fi
 if [ "$ENGINE" = docker ]; then
     docker buildx build "${ARGS[@]}" --platform linux/amd64 \
         --output "type=oci,dest=$OUT,rewrite-timestamp=true" -f "$CTX/Dockerfile" "$CTX" >&2
     docker buildx build "${ARGS[@]}" --platform linux/amd64 \
         --output "type=docker,name=$TAG,rewrite-timestamp=true" -f "$CTX/Dockerfile" "$CTX" >&2
 else
-    PODMAN=(podman --storage-driver vfs --runtime runc --cgroup-manager cgroupfs)
-    if [[ "$BASE_IMAGE" == localhost/* ]] && ! "${PODMAN[@]}" image exists "$BASE_IMAGE"; then
-        fail "base image $BASE_IMAGE does not exist here: run scripts/base-image.sh and pass what it prints"
-    fi
     CA=()
     [ ! -f /etc/ssl/certs/ca-certificates.crt ] || \
         CA=(-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro)

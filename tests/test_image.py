@@ -56,7 +56,11 @@ class Built:
 def _build(base: str, workdir: Path, tag: str, *extra: str) -> subprocess.CompletedProcess[str]:
     """A fresh clone of this repository's HEAD, built by its own build-image.sh."""
     clone = workdir / "clone"
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     subprocess.run(["git", "clone", "-q", "--no-local", str(ROOT), str(clone)], check=True)
+    subprocess.run(["git", "-C", str(clone), "checkout", "-q", head], check=True)
     return subprocess.run(
         [str(clone / "scripts" / "build-image.sh"), "--tag", tag, *extra],
         env={**os.environ, "BASE_IMAGE": base},
