@@ -107,8 +107,6 @@ else
         -t "$TAG" -f "$CTX/Dockerfile" "$CTX" >&2 \
         || fail "podman build failed (output above)"
     "${PODMAN[@]}" push --quiet "$TAG" "oci-archive:$OUT:$TAG" >&2
-    # The stages' intermediate images are not needed again.
-    "${PODMAN[@]}" image prune -f >/dev/null 2>&1 || true
 fi
 DIGEST=$(skopeo inspect --format '{{.Digest}}' "oci-archive:$OUT")
 echo "build-image.sh: $(( $(date +%s) - START )) s, archive $OUT ($(du -m "$OUT" | cut -f1) MB)" >&2
