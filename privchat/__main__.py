@@ -11,7 +11,7 @@ import trio
 import trio_asyncio
 
 from . import __version__
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, load_config, require_upstream_key
 from .dev import default_data_dir
 from .observability import setup_logging
 from .startup import StartupError, explained_database_errors, first_error
@@ -30,11 +30,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .runtime import serve
 
     config = _load()
-    if not config.openai_api_key and not config.vpc_enabled:
-        raise ConfigError(
-            "OPENAI_API_KEY: empty; set your NEAR AI Cloud API key (or OPENAI_API_KEY_FILE, or "
-            "VPC_SHARED_SECRET_FILE), or run `privchat dev` to work locally without one"
-        )
+    require_upstream_key(config)
     setup_logging(config)
     log.info(
         "starting privchat",

@@ -324,6 +324,15 @@ def _check(config: Config, env: Mapping[str, str]) -> None:
         raise ConfigError("DATABASE_URL: expected a postgresql:// URL")
 
 
+def require_upstream_key(config: Config) -> None:
+    """Serving needs a key for the upstream: a static one, or VPC login."""
+    if not config.openai_api_key and not config.vpc_enabled:
+        raise ConfigError(
+            "OPENAI_API_KEY: empty; set your NEAR AI Cloud API key (or OPENAI_API_KEY_FILE, or "
+            "VPC_SHARED_SECRET_FILE), or run `privchat dev` to work locally without one"
+        )
+
+
 def patroni_url(config: Config) -> str:
     return config.patroni_cluster_url or (
         f"https://{config.database_primary_app_id}-8008.{config.gateway_subdomain}/cluster"

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 from dotenv import load_dotenv
 
-from .config import ConfigError, load_config
+from .config import ConfigError, load_config, require_upstream_key
 from .observability import setup_logging
 
 if TYPE_CHECKING:
@@ -65,17 +65,19 @@ def _embedded_postgres(data_dir: Path) -> str:
 
 def run_dev(args: argparse.Namespace) -> int:
     load_dotenv(".env", override=False)
-    data_dir = _prepare_data_dir(Path(args.data_dir) if args.data_dir else default_data_dir())
     overrides: dict[str, Any] = {"dev": True, "server_host": "127.0.0.1", "server_port": args.port}
+    fake_upstream = "OPENAI_BASE_URL" not in os.environ
+    if fake_upstream:
+        overrides["openai_api_key"] = DEV_API_KEY
+    else:
+        require_upstream_key(load_config(**overrides))  # before anything is started or written
+    data_dir = _prepare_data_dir(Path(args.data_dir) if args.data_dir else default_data_dir())
     lines = [f"data         {data_dir}"]
     if not (os.environ.get("DATABASE_URL") or os.environ.get("DATABASE_HOST")):
         overrides["database_url"] = _embedded_postgres(data_dir)
         lines.append(f"PostgreSQL   embedded (pgserver), data in {data_dir / 'pgdata'}")
     else:
         lines.append("PostgreSQL   as configured by DATABASE_*")
-    fake_upstream = "OPENAI_BASE_URL" not in os.environ
-    if fake_upstream:
-        overrides["openai_api_key"] = DEV_API_KEY
     config = load_config(**overrides)
     setup_logging(config)
     store = None

@@ -236,3 +236,62 @@ async def test_dev_answers_health_within_30s_and_keeps_chats_across_restarts(
         await _stop(proc)
     logged = stderr.read_text()
     assert "Warning" not in logged and "XDG_RUNTIME_DIR" not in logged, logged
+
+
+def test_dev_on_a_terminal_prints_the_banner_apart_from_the_json_logs(tmp_path: Path) -> None:
+    """stderr is a terminal: the banner goes there, in one piece; every other line is one JSON
+    log object; no library warning."""
+    import json
+    import pty
+    import select
+    import time
+
+    port = _free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_", "OPENAI_", "DEV", "XDG_"))
+    }
+    env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "privchat", "dev", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+    )
+    os.close(slave)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 60
+        while b"stop " not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], deadline - time.monotonic())
+            if ready:
+                seen += os.read(master, 65536)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        while select.select([master], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    assert proc.stdout is not None and proc.stdout.read() == b""  # nothing on stdout
+    text = seen.decode().replace("\r\n", "\n")
+    banner_lines = 0
+    for line in text.splitlines():
+        if line.startswith("{"):
+            json.loads(line)  # one whole JSON object per line
+        elif line.strip():
+            banner_lines += 1
+            assert line.startswith(("privchat dev is running", "  ")), line
+    assert banner_lines >= 6 and "privchat dev is running" in text
+    assert "Warning" not in text and "XDG_RUNTIME_DIR" not in text

@@ -111,7 +111,11 @@ def test_no_dstack_agent_stops_before_anything_is_written(
 
 
 def test_empty_upstream_key_is_a_configuration_error(tmp_path: Path) -> None:
-    result = _privchat(["serve"], tmp_path, OPENAI_API_KEY="", DEV="true")
-    line = _one_line(result)
-    assert result.returncode == 2
-    assert "OPENAI_API_KEY" in line and "privchat dev" in line
+    for args in (["serve"], ["dev", "--data-dir", str(tmp_path / "data")]):
+        result = _privchat(
+            args, tmp_path, OPENAI_API_KEY="", OPENAI_BASE_URL="https://cloud-api.near.ai/v1"
+        )
+        line = _one_line(result)
+        assert result.returncode == 2, args
+        assert "OPENAI_API_KEY" in line and "privchat dev" in line, args
+    assert not (tmp_path / "data").exists()  # refused before the data directory was made
