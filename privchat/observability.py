@@ -169,6 +169,30 @@ class Metrics:
         """Export the session cache's own counters (read at scrape time, nothing per request)."""
         self.registry.register(_SessionCacheCollector(cache))
 
+    def track_activity(self, writer: Any) -> None:
+        """Export the activity writer's counters (read at scrape time)."""
+        self.registry.register(_ActivityCollector(writer))
+
+
+class _ActivityCollector:
+    def __init__(self, writer: Any) -> None:
+        self.writer = writer
+
+    def collect(self) -> Any:
+        rows = CounterMetricFamily(
+            "chat_api_activity_rows",
+            "Activity rows written, and dropped (queue full, retry queue full, rejected)",
+            labels=["outcome"],
+        )
+        rows.add_metric(["written"], self.writer.written)
+        rows.add_metric(["dropped"], self.writer.dropped)
+        yield rows
+        yield GaugeMetricFamily(
+            "chat_api_activity_rows_held",
+            "Activity rows waiting for the database to come back",
+            value=self.writer.held,
+        )
+
 
 class _SessionCacheCollector:
     def __init__(self, cache: Any) -> None:

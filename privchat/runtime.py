@@ -101,6 +101,7 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
             attestation=attestor,
         )
         svc.metrics.track_session_cache(svc.sessions)
+        svc.metrics.track_activity(activity)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(supervise, "activity", activity.run)
             if svc.sessions.ttl > 0:

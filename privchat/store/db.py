@@ -20,6 +20,22 @@ import trio_asyncio
 
 Record = asyncpg.Record
 
+# The database is away (down, restarting, failing over, unreachable), rather than rejecting the
+# statement: worth trying the same statement again later.
+_UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,  # "connection is closed", pool closing
+    asyncpg.exceptions.OperatorInterventionError,  # admin/crash shutdown, starting up
+    asyncpg.exceptions.ReadOnlySQLTransactionError,  # a replica, until the failover is followed
+)
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether `error` means the database could not run the statement now, not that it refused it."""
+    return isinstance(error, _UNAVAILABLE)
+
 
 def _forget_cancelled_timers(loop: Any) -> None:
     """Make `loop` drop cancelled timers instead of keeping them until they would have fired.
