@@ -51,7 +51,8 @@ def _safe_fields(record: logging.LogRecord) -> dict[str, Any]:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: timestamp, level, fields.message (+ fields), target."""
+    """One JSON object per line: timestamp, level, fields.message (+ fields), target. JSON
+    escapes every control character, so request text cannot break the line."""
 
     def format(self, record: logging.LogRecord) -> str:
         fields = {"message": record.getMessage(), **_safe_fields(record)}
@@ -66,14 +67,25 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+def escape(text: str) -> str:
+    """`text` on one line: control characters, line breaks and lone surrogates as Python escapes
+    (`\\n`, `\\x1b`, `\\x00`, `\\ud800`), so request text cannot forge or garble log lines."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class TextFormatter(logging.Formatter):
+    """One line per record; request text in it is escaped (`escape`)."""
+
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
         extra = " ".join(f"{k}={v}" for k, v in _safe_fields(record).items())
         error = ""
         if record.exc_info and record.exc_info[0] is not None:
             error = f" error={record.exc_info[0].__name__}"
-        return f"{stamp} {record.levelname:<5} {record.name}: {record.getMessage()} {extra}{error}"
+        line = f"{record.name}: {record.getMessage()} {extra}{error}"
+        return f"{stamp} {record.levelname:<5} {escape(line)}"
 
 
 class _Enqueue(logging.handlers.QueueHandler):

@@ -47,7 +47,15 @@ def hypercorn_config(config: Config, bind: str | None = None) -> HypercornConfig
     hc.bind = [bind or f"{config.server_host}:{config.server_port}"]
     hc.keep_alive_timeout = config.keep_alive_timeout
     hc.graceful_timeout = config.shutdown_grace_seconds
-    hc.accesslog = "-" if config.access_log else None
+    hc.accesslog = None
+    if config.access_log:
+        # Through privchat's logging: one JSON object per line with LOG_FORMAT=json, request text
+        # escaped in text; at INFO whatever LOG_LEVEL is. No referer or user agent: a referer
+        # can carry a session token.
+        access = logging.getLogger("hypercorn.access")
+        access.setLevel(logging.INFO)
+        hc.accesslog = access  # type: ignore[assignment]
+        hc.access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)s'
     hc.errorlog = logging.getLogger("hypercorn.error")  # type: ignore[assignment]
     hc.include_server_header = False
     if config.tls_cert_file and config.tls_key_file:

@@ -8,11 +8,15 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
+import trio
 
-from privchat.config import load_config
+from privchat.config import Config, load_config
 from privchat.observability import setup_logging, stop_logging
+
+from .conftest import start_server
 
 
 @pytest.fixture
@@ -62,3 +66,44 @@ def test_errors_keep_their_type_when_written_later(restore_root: None) -> None:
     stop_logging()
     assert "ERROR privchat.test: failed" in sink.getvalue()
     assert "error=ZeroDivisionError" in sink.getvalue()
+
+
+FORGED = (b"/v1/x%0a12:00:00%20INFO%20forged%20line", b"/v1/esc%1b[31mred", b"/v1/nul%00x")
+
+
+async def _requests_with_control_characters(url: str) -> None:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    for target in (*FORGED, b"/v1/raw\x1b[31mesc"):  # the last one h11 refuses
+        async with await trio.open_tcp_stream(host, int(port)) as stream:
+            await stream.send_all(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            with trio.fail_after(10):
+                head = await stream.receive_some(65536)
+            assert head == b"" or head.startswith(b"HTTP/1.1 4"), head[:40]
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+async def test_access_lines_escape_request_text(
+    restore_root: None, nursery: trio.Nursery, config: Config, log_format: str
+) -> None:
+    """Issue 14, finding 9: a path with %0a or ESC/NUL wrote forged lines and raw control
+    characters, and access lines stayed plain text with LOG_FORMAT=json."""
+    sink = io.StringIO()
+    cfg = replace(config, log_format=log_format, access_log=True)
+    setup_logging(cfg, stream=sink)
+    running = await start_server(nursery, cfg)
+    await _requests_with_control_characters(running.url)
+    stop_logging()
+    text = sink.getvalue()
+    lines = text.splitlines()
+    assert not any(ch in text for ch in "\x00\x1b\r"), "raw control characters in the log"
+    assert not any("forged line" in line and "/v1/x" not in line for line in lines)
+    access = [line for line in lines if '"GET /v1/' in line or "GET /v1/" in line]
+    assert len(access) >= len(FORGED), lines
+    if log_format == "json":
+        records = [json.loads(line) for line in lines]  # every line, access lines included
+        messages = [r["fields"]["message"] for r in records if r["target"] == "hypercorn.access"]
+        assert any("/v1/x\n12:00:00 INFO forged line" in m for m in messages), messages
+        assert any("/v1/esc\x1b[31mred" in m for m in messages)
+    else:
+        assert any("/v1/x\\n12:00:00 INFO forged line" in line for line in lines), lines
+        assert any("/v1/nul\\x00x" in line for line in lines)
