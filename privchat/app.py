@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from .api.routing import unmatched_api_path
 from .cors import VARY, CorsPolicy
-from .errors import ApiError, ProxyError, TextError, json_response
+from .errors import ApiError, ProxyError, TextError, json_response, outage_cause, unavailable
 from .observability import MetricsMiddleware, RouteLabels
 from .services.registry import Services
 
@@ -106,10 +106,14 @@ def create_app(svc: Services) -> QuartTrio:
 
     @app.errorhandler(ApiError)
     async def _api_error(error: ApiError) -> Response:
+        if error.status >= 500 and outage_cause(error):
+            return unavailable("api")
         return error.response()
 
     @app.errorhandler(ProxyError)
     async def _proxy_error(error: ProxyError) -> Response:
+        if error.status >= 500 and outage_cause(error):
+            return unavailable("proxy")
         return error.response()
 
     @app.errorhandler(TextError)
@@ -140,6 +144,9 @@ def create_app(svc: Services) -> QuartTrio:
 
     @app.errorhandler(Exception)
     async def _crash(error: Exception) -> Response:
+        if outage_cause(error):
+            log.warning("database unavailable", extra={"error": str(error)})
+            return unavailable("api")
         log.error("unhandled error", exc_info=error)
         return json_response(
             {"code": "internal_server_error", "message": "Internal server error"}, 500

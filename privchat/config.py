@@ -73,6 +73,12 @@ def _optional_url(raw: str) -> str | None:
     return _url(raw) if raw.strip() else None
 
 
+def _url_list(raw: str) -> str | None:
+    """One URL or several, comma-separated; kept as given (validated one by one)."""
+    urls = [_url(item) for item in raw.split(",") if item.strip()]
+    return ",".join(urls) or None
+
+
 def _str(raw: str) -> str:
     return raw.strip()
 
@@ -120,6 +126,7 @@ class Config:
     keep_alive_timeout: float = 75.0
     access_log: bool = False
     shutdown_grace_seconds: float = 30.0
+    shutdown_drain_seconds: float = 0.0
     max_upload_bytes: int = 512 * 1024 * 1024
     body_idle_timeout: float = 30.0
     dev: bool = False
@@ -137,6 +144,7 @@ class Config:
     database_primary_app_id: str = ""
     gateway_subdomain: str = ""
     database_refresh_interval: float = 30.0
+    database_wait_seconds: float = 30.0
     patroni_cluster_url: str | None = None
     database_migrations_path: Path | None = None
     # upstream
@@ -185,18 +193,23 @@ class Config:
 
     @property
     def patroni_enabled(self) -> bool:
+        if self.patroni_cluster_url and "," in self.patroni_cluster_url:
+            return True  # a list of members' REST APIs is a cluster on its own
         return self.database_primary_app_id not in ("", "postgres-test")
 
-    def database_dsn(self, host: str | None = None, port: int | None = None) -> str:
-        """The DSN of the configured server, or of `host:port` (a Patroni leader)."""
-        if self.database_url and host is None:
+    def database_dsn(
+        self, host: str | None = None, port: int | None = None, *, hosts: tuple = ()
+    ) -> str:
+        """The DSN of the configured server, of `host:port` (a Patroni leader), or of several
+        `(host, port)` pairs (every cluster member, for `target_session_attrs`)."""
+        if self.database_url and host is None and not hosts:
             return self.database_url
         user = quote(self.database_user, safe="")
         password = quote(self.database_password, safe="")
-        return (
-            f"postgresql://{user}:{password}@{host or self.database_host}:"
-            f"{port or self.database_port}/{quote(self.database_name, safe='')}"
+        netloc = ",".join(f"{h}:{p}" for h, p in hosts) or (
+            f"{host or self.database_host}:{port or self.database_port}"
         )
+        return f"postgresql://{user}:{password}@{netloc}/{quote(self.database_name, safe='')}"
 
     def database_target(self) -> str:
         """host:port/db for logs, without credentials."""
@@ -215,6 +228,7 @@ _VARIABLES: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("KEEP_ALIVE_TIMEOUT_SECONDS", "keep_alive_timeout", _seconds),
     ("ACCESS_LOG", "access_log", _bool),
     ("SHUTDOWN_GRACE_SECONDS", "shutdown_grace_seconds", _seconds),
+    ("SHUTDOWN_DRAIN_SECONDS", "shutdown_drain_seconds", _seconds_or_zero),
     ("MAX_UPLOAD_BYTES", "max_upload_bytes", _int(1, 2**40)),
     ("REQUEST_BODY_IDLE_TIMEOUT_SECONDS", "body_idle_timeout", _seconds),
     ("DEV", "dev", _bool),
@@ -232,7 +246,8 @@ _VARIABLES: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
     ("DATABASE_PRIMARY_APP_ID", "database_primary_app_id", _str),
     ("GATEWAY_SUBDOMAIN", "gateway_subdomain", _str),
     ("DATABASE_REFRESH_INTERVAL", "database_refresh_interval", _seconds),
-    ("PATRONI_CLUSTER_URL", "patroni_cluster_url", _optional_url),
+    ("DATABASE_WAIT_SECONDS", "database_wait_seconds", _seconds_or_zero),
+    ("PATRONI_CLUSTER_URL", "patroni_cluster_url", _url_list),
     ("DATABASE_MIGRATIONS_PATH", "database_migrations_path", _path),
     ("OPENAI_BASE_URL", "openai_base_url", _url),
     ("OPENAI_API_KEY", "openai_api_key", _str),
@@ -333,7 +348,9 @@ def require_upstream_key(config: Config) -> None:
         )
 
 
-def patroni_url(config: Config) -> str:
-    return config.patroni_cluster_url or (
-        f"https://{config.database_primary_app_id}-8008.{config.gateway_subdomain}/cluster"
-    )
+def patroni_urls(config: Config) -> list[str]:
+    """The Patroni REST endpoints to ask, in order: PATRONI_CLUSTER_URL (comma-separated), or
+    the gateway address of DATABASE_PRIMARY_APP_ID."""
+    if config.patroni_cluster_url:
+        return config.patroni_cluster_url.split(",")
+    return [f"https://{config.database_primary_app_id}-8008.{config.gateway_subdomain}/cluster"]

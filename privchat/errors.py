@@ -74,3 +74,32 @@ class TextError(Exception):
 
 def not_found(message: str = "Conversation not found") -> ProxyError:
     return ProxyError(404, message)
+
+
+RETRY_AFTER = "1"  # seconds: a failover takes about that long
+
+
+def outage_cause(error: BaseException) -> bool:
+    """Whether `error` was raised because the database was unavailable (a failover), even when
+    a handler re-raised it as a 500 `from None` (the original stays in `__context__`)."""
+    from .store.db import DatabaseUnavailable
+
+    seen: BaseException | None = error
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, DatabaseUnavailable):
+            return True
+        if isinstance(seen, BaseExceptionGroup):
+            return any(outage_cause(inner) for inner in seen.exceptions)
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def unavailable(family: str) -> Response:
+    """503 with `Retry-After`, in the body family of the failed route."""
+    message = "Database temporarily unavailable; retry shortly"
+    body: dict[str, str] = (
+        {"error": message} if family == "proxy" else {"code": _CODES[503], "message": message}
+    )
+    return json_response(body, 503, {"Retry-After": RETRY_AFTER})

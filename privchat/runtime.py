@@ -87,14 +87,17 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
         dsn = config.database_dsn()
         if config.patroni_enabled:
             patroni = await stack.enter_async_context(httpx2.AsyncClient())
-            dsn, leader = await leader_dsn(patroni, config)
+            dsn, cluster = await leader_dsn(patroni, config)
         async with explained_database_errors(config, dsn):
             db = await Database.connect(
-                dsn, max_size=config.database_max_connections, tls=config.database_tls_enabled
+                dsn,
+                max_size=config.database_max_connections,
+                tls=config.database_tls_enabled,
+                read_write=config.patroni_enabled,
             )
         stack.push_async_callback(db.close)
         if config.patroni_enabled:
-            follower = LeaderFollower(config, db, patroni, leader)
+            follower = LeaderFollower(config, db, patroni, cluster)
         await migrate(db, config.database_migrations_path)
         if config.telemetry_otlp_endpoint:
             log.warning("TELEMETRY_OTLP_ENDPOINT is set, but metrics are served at /metrics only")
@@ -148,10 +151,12 @@ async def serve(
     task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run privchat until `shutdown` is set or SIGTERM/SIGINT arrives."""
-    if shutdown is None:
-        shutdown = trio.Event()
     hypercorn_fixes.install()
     async with trio_asyncio.open_loop(), open_services(config) as svc:
+        if shutdown is None:
+            shutdown = svc.draining
+        else:
+            svc.draining = shutdown
         app = create_app(svc)
         _tune_gc()
         async with trio.open_nursery() as nursery:
@@ -164,7 +169,7 @@ async def serve(
                 await hypercorn_serve(
                     app,
                     hypercorn_config(config),
-                    shutdown_trigger=shutdown.wait,
+                    shutdown_trigger=partial(_drained, shutdown, config.shutdown_drain_seconds),
                     task_status=task_status,
                 )
                 nursery.cancel_scope.cancel()
@@ -191,6 +196,14 @@ def _tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 50, 100)
+
+
+async def _drained(shutdown: trio.Event, drain_seconds: float) -> None:
+    """Hypercorn stops accepting once this returns: `SHUTDOWN_DRAIN_SECONDS` after shutdown was
+    requested. Meanwhile `/ready` answers 503, so a load balancer sends new requests elsewhere
+    before this replica closes its listeners."""
+    await shutdown.wait()
+    await trio.sleep(drain_seconds)
 
 
 async def _wait_for_signals(shutdown: trio.Event) -> None:

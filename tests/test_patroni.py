@@ -115,4 +115,5 @@ async def test_no_leader_stops_startup(nursery: trio.Nursery, config) -> None:  
             config,
             database_primary_app_id="chat-db",
             patroni_cluster_url=f"{base}/cluster",
+            database_wait_seconds=0.6,
         )

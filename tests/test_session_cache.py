@@ -18,6 +18,7 @@ from privchat.auth.session_cache import SessionCache
 from privchat.auth.sessions import Session
 from privchat.runtime import Running
 from privchat.store import Database, bans
+from privchat.store.db import DatabaseUnavailable
 
 from .conftest import auth, login, start_server
 from .dbtools import with_database
@@ -180,6 +181,21 @@ def _session(user_id: uuid.UUID) -> Session:
     return Session(uuid.uuid4(), user_id, now, now + timedelta(days=1))
 
 
+async def test_during_a_database_outage_cached_sessions_still_answer() -> None:
+    token = "sess_" + "3" * 32
+    db = _PausedDatabase({hashlib.sha256(token.encode()).hexdigest(): _session(uuid.uuid4())})
+    db.answer.set()
+    cache = _listening_cache(ttl=60)
+    assert await cache.find(db, token) is not None
+    cache._set_listening(False)  # the leader died: its LISTEN connection went with it
+    db.down = True
+    assert await cache.find(db, token) is not None and cache.outage_hits == 1
+    with pytest.raises(DatabaseUnavailable):  # nothing cached: no answer without the database
+        await cache.find(db, "sess_" + "4" * 32)
+    db.down = False
+    assert await cache.find(db, token) is not None and cache.outage_hits == 1  # read again
+
+
 class _PausedDatabase:
     """Answers session lookups from a dict, each only when the test lets it."""
 
@@ -187,8 +203,11 @@ class _PausedDatabase:
         self.sessions = sessions
         self.asked = trio.Event()
         self.answer = trio.Event()
+        self.down = False
 
     async def fetchrow(self, query: str, token_hash: str) -> dict[str, Any] | None:
+        if self.down:
+            raise DatabaseUnavailable("ConnectionRefusedError")
         self.asked.set()
         await self.answer.wait()
         s = self.sessions.get(token_hash)

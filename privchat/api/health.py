@@ -1,4 +1,4 @@
-"""`GET /health` (api.md §2.1) and `GET /metrics` (Prometheus text format)."""
+"""`GET /health` (api.md §2.1), `GET /ready` (for load balancers) and `GET /metrics`."""
 
 from __future__ import annotations
 
@@ -20,6 +20,25 @@ bp = Blueprint("health", __name__)
 async def health() -> Response:
     """Service health: status and version (no sign-in needed)."""
     return json_response({"status": "ok", "version": __version__})
+
+
+READY_CHECK_SECONDS = 1.0
+
+
+@bp.get("/ready")
+async def ready() -> Response:
+    """200 while this replica should get new requests; 503 as soon as it drains (SIGTERM) or
+    cannot reach a writable database within a second. `/health` stays 200 meanwhile."""
+    svc = services()
+    if svc.draining.is_set():
+        return json_response({"status": "draining"}, 503)
+    with trio.move_on_after(READY_CHECK_SECONDS):
+        try:
+            await svc.db.execute("SELECT 1")
+            return json_response({"status": "ready"})
+        except Exception:  # any failure means: not ready
+            pass
+    return json_response({"status": "database unavailable"}, 503, {"Retry-After": "1"})
 
 
 @bp.get("/metrics")

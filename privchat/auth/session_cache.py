@@ -6,8 +6,10 @@ time (`ttl`), with a bound on their number. They stay exact because the database
 change: triggers (migration 0003) send `NOTIFY privchat_auth, '<user id>'` whenever a session or
 a ban row is inserted, updated or deleted, by any replica or by hand, and `run()` drops that
 user's entries on every replica. The cache is used only while that LISTEN connection is up: it
-starts empty, and is emptied and bypassed as soon as the connection is lost or the database
-moves to a new leader, until it listens again.
+starts empty, and is bypassed as soon as the connection is lost or the database moves to a new
+leader, and emptied once it listens again. Meanwhile what it holds answers only lookups the
+database cannot answer at all (`DatabaseUnavailable`: a failover, when no session can change
+either), so authenticated reads and streams keep working through a leader election.
 
 A lookup that raced a change is never cached: each notification bumps `generation`, and a
 database read is stored only if no notification arrived while it ran (PostgreSQL notifies after
@@ -28,6 +30,7 @@ from collections.abc import Callable
 import trio
 
 from ..store import Database
+from ..store.db import DatabaseUnavailable
 from . import sessions
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,7 @@ class SessionCache:
         self.generation = 0
         self.hits = 0
         self.misses = 0
+        self.outage_hits = 0
         self._entries: OrderedDict[str, tuple[float, sessions.Session]] = OrderedDict()
         self._by_user: dict[uuid.UUID, set[str]] = {}
         self._syncs: dict[str, trio.Event] = {}
@@ -77,7 +81,14 @@ class SessionCache:
                 return cached
             self.misses += 1
         generation = self.generation
-        session = await sessions.find_by_hash(db, token_hash)
+        try:
+            session = await sessions.find_by_hash(db, token_hash)
+        except DatabaseUnavailable:
+            cached = self._get(token_hash)
+            if cached is None:
+                raise
+            self.outage_hits += 1
+            return cached
         if session is not None and self.active and generation == self.generation:
             self._put(token_hash, session)
         return session
@@ -161,8 +172,7 @@ class SessionCache:
                         await listening.lost.wait()
                         nursery.cancel_scope.cancel()
                 finally:
-                    self._set_listening(False)
-                    self.clear()
+                    self._set_listening(False)  # entries stay, for a database outage only
                     for done in self._syncs.values():
                         done.set()  # nothing is cached now, so nothing is stale
                     self._syncs.clear()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
+import trio
 from quart import current_app
 
 from ..auth.session_cache import SessionCache
@@ -46,6 +47,7 @@ class Services:
     balance: BalanceGate | None = None  # NEAR balance checks (after `upstream`)
     attestation: Attestor | None = None
     patroni: LeaderFollower | None = None
+    draining: trio.Event = field(default_factory=trio.Event)  # set on SIGTERM: /ready says 503
 
 
 def services() -> Services:

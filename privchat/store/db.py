@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import json
 import ssl as ssl_module
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,6 +19,46 @@ import trio
 import trio_asyncio
 
 Record = asyncpg.Record
+
+RETRY_SECONDS = 2.0  # how long a statement that never reached a writable leader is retried
+RETRY_AFTER_SECONDS = 1  # what a 503 for a lost database tells clients
+
+
+class DatabaseUnavailable(Exception):
+    """No writable database right now (leader lost, failover under way): answered with 503."""
+
+
+# Failures that say nothing was executed: the connection was never made, went to a server that
+# is not (or no longer) the writable leader, or the server refused to start.
+_NOT_EXECUTED = (
+    OSError,
+    asyncpg.TargetServerAttributeNotMatched,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ReadOnlySQLTransactionError,  # 25006: a leader being demoted, or not yet promoted
+    asyncpg.TooManyConnectionsError,
+)
+# Failures that may have come after the statement was sent: not retried, the client decides.
+_CONNECTION_LOST = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # seen when the server dies in the middle of a query
+    TimeoutError,
+)
+
+
+def _kind(exc: BaseException) -> str | None:
+    """'retry' (nothing executed), 'lost' (outcome unknown) or None (not a database outage)."""
+    if isinstance(exc, _NOT_EXECUTED):
+        return "retry"
+    if isinstance(exc, _CONNECTION_LOST):
+        if isinstance(exc, asyncpg.InterfaceError) and "closed" not in str(exc):
+            return None  # misuse of the API, not an outage
+        return "lost"
+    return None
+
 
 # The database is away (down, restarting, failing over, unreachable), rather than rejecting the
 # statement: worth trying the same statement again later.
@@ -34,7 +74,7 @@ _UNAVAILABLE = (
 
 def unavailable(error: BaseException) -> bool:
     """Whether `error` means the database could not run the statement now, not that it refused it."""
-    return isinstance(error, _UNAVAILABLE)
+    return isinstance(error, (DatabaseUnavailable, *_UNAVAILABLE))
 
 
 def _forget_cancelled_timers(loop: Any) -> None:
@@ -85,40 +125,54 @@ class _PooledConnection(asyncpg.Connection):  # type: ignore[misc]
 class Connection:
     """One checked-out connection: queries, and transactions on it."""
 
-    def __init__(self, conn: asyncpg.Connection, loop: Any) -> None:
+    def __init__(
+        self, conn: asyncpg.Connection, loop: Any, on_outage: Callable[[], None] = lambda: None
+    ) -> None:
         self._conn = conn
         self._loop = loop
+        self._on_outage = on_outage
 
-    def _aio(self, proc: Any) -> Any:
-        return trio_asyncio.aio_as_trio(proc, loop=self._loop)
+    async def _call(self, proc: Any, *args: Any) -> Any:
+        try:
+            return await trio_asyncio.aio_as_trio(proc, loop=self._loop)(*args)
+        except Exception as exc:
+            if _kind(exc) is None:
+                raise
+            if isinstance(exc, asyncpg.ReadOnlySQLTransactionError):
+                self._conn.terminate()  # a connection to a replica is of no use to privchat
+            self._on_outage()
+            raise DatabaseUnavailable(type(exc).__name__) from exc
 
     async def fetch(self, query: str, *args: Any) -> list[Record]:
-        return await self._aio(self._conn.fetch)(query, *args)
+        return await self._call(self._conn.fetch, query, *args)
 
     async def fetchrow(self, query: str, *args: Any) -> Record | None:
-        return await self._aio(self._conn.fetchrow)(query, *args)
+        return await self._call(self._conn.fetchrow, query, *args)
 
     async def fetchval(self, query: str, *args: Any) -> Any:
-        return await self._aio(self._conn.fetchval)(query, *args)
+        return await self._call(self._conn.fetchval, query, *args)
 
     async def execute(self, query: str, *args: Any) -> str:
-        return await self._aio(self._conn.execute)(query, *args)
+        return await self._call(self._conn.execute, query, *args)
 
     async def executemany(self, query: str, args: Sequence[Sequence[Any]]) -> None:
-        await self._aio(self._conn.executemany)(query, args)
+        await self._call(self._conn.executemany, query, args)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
         tx = self._conn.transaction()
-        await self._aio(tx.start)()
+        await self._call(tx.start)
         try:
             yield self
         except BaseException:
             with trio.CancelScope(shield=True):
-                await self._aio(tx.rollback)()
+                try:
+                    await self._call(tx.rollback)
+                except DatabaseUnavailable:
+                    pass  # the server rolls back what a lost connection left open
             raise
         else:
-            await self._aio(tx.commit)()
+            await self._call(tx.commit)
 
 
 class Listening:
@@ -137,6 +191,41 @@ class Database:
         self._loop = loop
         self._connect_args = connect_args  # dsn, ssl, timeout: for `listen()`'s own connection
         self._listeners: set[trio.Event] = set()
+        self.outage = trio.Event()  # set when a statement found no writable database
+        self.outages = 0
+        self.unavailable_since: float | None = None  # trio time of the first failure in a row
+
+    def _noticed_outage(self) -> None:
+        self.outages += 1
+        if self.unavailable_since is None:
+            self.unavailable_since = trio.current_time()
+        self.outage.set()
+
+    def _noticed_success(self) -> None:
+        self.unavailable_since = None
+
+    async def _retrying(self, operation: Callable[[], Awaitable[Any]]) -> Any:
+        """Run `operation`; while it fails without having executed anything (no writable
+        leader yet), retry it for up to `RETRY_SECONDS`. Any outage ends in `DatabaseUnavailable`."""
+        deadline = trio.current_time() + RETRY_SECONDS
+        pause = 0.05
+        while True:
+            try:
+                result = await operation()
+            except DatabaseUnavailable:
+                raise
+            except Exception as exc:
+                kind = _kind(exc)
+                if kind is None:
+                    raise
+                self._noticed_outage()
+                if kind == "lost" or trio.current_time() + pause > deadline:
+                    raise DatabaseUnavailable(type(exc).__name__) from exc
+                await trio.sleep(pause)
+                pause = min(pause * 2, 0.25)
+            else:
+                self._noticed_success()
+                return result
 
     def _aio(self, proc: Any) -> Any:
         return trio_asyncio.aio_as_trio(proc, loop=self._loop)
@@ -150,6 +239,7 @@ class Database:
         tls: bool = False,
         connect_timeout: float = 10.0,
         loop: Any = None,
+        read_write: bool = False,
     ) -> Database:
         ssl: Any = False
         if tls:
@@ -162,7 +252,9 @@ class Database:
         if loop is None:
             raise RuntimeError("Database.connect must run inside trio_asyncio.open_loop()")
         _forget_cancelled_timers(loop)
-        connect_args = {"dsn": dsn, "ssl": ssl, "timeout": connect_timeout}
+        connect_args: dict[str, Any] = {"dsn": dsn, "ssl": ssl, "timeout": connect_timeout}
+        if read_write:  # a DSN listing every cluster member: connect to the writable one
+            connect_args["target_session_attrs"] = "read-write"
         pool = await trio_asyncio.aio_as_trio(asyncpg.create_pool, loop=loop)(
             **connect_args,
             min_size=1,
@@ -173,12 +265,16 @@ class Database:
         )
         return cls(pool, loop, connect_args)
 
-    async def reconnect(self, dsn: str, *, max_size: int = 10, tls: bool = False) -> None:
+    async def reconnect(
+        self, dsn: str, *, max_size: int = 10, tls: bool = False, read_write: bool = False
+    ) -> None:
         """Point every later query at a new pool for `dsn` (a new Patroni leader, D7).
 
         Queries already running finish on the old pool, which is closed after them.
         """
-        other = await Database.connect(dsn, max_size=max_size, tls=tls, loop=self._loop)
+        other = await Database.connect(
+            dsn, max_size=max_size, tls=tls, loop=self._loop, read_write=read_write
+        )
         old = self._pool
         self._pool = other._pool
         self._connect_args = other._connect_args
@@ -201,12 +297,13 @@ class Database:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
-        conn = await self._aio(self._pool.acquire)()
+        pool = self._pool
+        conn = await self._retrying(self._aio(pool.acquire))
         try:
-            yield Connection(conn, self._loop)
+            yield Connection(conn, self._loop, self._noticed_outage)
         finally:
             with trio.CancelScope(shield=True):
-                await self._aio(self._pool.release)(conn)
+                await self._aio(pool.release)(conn)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
@@ -237,17 +334,40 @@ class Database:
             with trio.CancelScope(shield=True), trio.move_on_after(5):
                 await self._aio(conn.close)()
 
+    async def _run(self, method: str, *args: Any) -> Any:
+        pool = self._pool
+
+        async def once() -> Any:
+            async with _acquired(self, pool) as conn:
+                return await trio_asyncio.aio_as_trio(getattr(conn, method), loop=self._loop)(*args)
+
+        return await self._retrying(once)
+
     async def fetch(self, query: str, *args: Any) -> list[Record]:
-        return await self._aio(self._pool.fetch)(query, *args)
+        return await self._run("fetch", query, *args)
 
     async def fetchrow(self, query: str, *args: Any) -> Record | None:
-        return await self._aio(self._pool.fetchrow)(query, *args)
+        return await self._run("fetchrow", query, *args)
 
     async def fetchval(self, query: str, *args: Any) -> Any:
-        return await self._aio(self._pool.fetchval)(query, *args)
+        return await self._run("fetchval", query, *args)
 
     async def execute(self, query: str, *args: Any) -> str:
-        return await self._aio(self._pool.execute)(query, *args)
+        return await self._run("execute", query, *args)
 
     async def executemany(self, query: str, args: Sequence[Sequence[Any]]) -> None:
-        await self._aio(self._pool.executemany)(query, args)
+        await self._run("executemany", query, args)
+
+
+@asynccontextmanager
+async def _acquired(db: Database, pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A raw pooled connection; one refused as read-only (25006) is closed, not reused."""
+    conn = await db._aio(pool.acquire)()
+    try:
+        yield conn
+    except asyncpg.ReadOnlySQLTransactionError:
+        conn.terminate()
+        raise
+    finally:
+        with trio.CancelScope(shield=True):
+            await db._aio(pool.release)(conn)
