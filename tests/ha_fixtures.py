@@ -1,5 +1,5 @@
 """A real Patroni cluster (privchat/devtools/ha_cluster.py), `privchat serve` processes over it,
-and the client load whose outcomes the HA tests and scripts/ha_figures.py measure."""
+and the client load whose outcomes the HA tests measure."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ from privchat.devtools.ha_cluster import HaCluster, ensure_installed, free_port
 
 from .fakecloud_fixtures import API_KEY, stream_body
 
-FIGURES = os.environ.get("PRIVCHAT_HA_FIGURES")  # scripts/ha_figures.py collects them here
+FIGURES = os.environ.get("PRIVCHAT_HA_FIGURES")  # a file: the figures as JSON lines
+# One stream per user per this many seconds: `/v1/responses` accepts one a second per user.
+STREAM_PERIOD = 1.05
 
 
 def record_figures(name: str, figures: dict[str, Any]) -> None:
@@ -193,13 +195,16 @@ class Load:
     async def streamer(self, client: httpx2.AsyncClient, token: str) -> None:
         headers = {"Authorization": f"Bearer {token}", "content-type": "application/json"}
         while not self.stop.is_set():
-            start = time.monotonic()
+            start = head = time.monotonic()
             status = 0
+            retry_after = False
             try:
                 async with client.stream(
                     "POST", self.base + "/v1/responses", content=stream_body(), headers=headers
                 ) as response:
+                    head = time.monotonic()  # accepted (or not) by the rate limiter before this
                     status = response.status_code
+                    retry_after = "retry-after" in response.headers
                     body = b"".join([chunk async for chunk in response.aiter_bytes()])
                 if status == 200 and b"response.completed" in body:
                     self.streams_completed += 1
@@ -207,8 +212,18 @@ class Load:
                     status = 0  # cut short
             except httpx2.HTTPError:
                 status = 0
-            self.outcomes.append(Outcome("stream", start, time.monotonic(), status))
-            await trio.sleep(0.1 if status == 200 else 0.2)  # under the per-user rate limit
+            self.outcomes.append(Outcome("stream", start, time.monotonic(), status, retry_after))
+            await trio.sleep(max(0.0, head + STREAM_PERIOD - time.monotonic()))  # rate limit
+
+    def failures(self) -> dict[str, int]:
+        """Failed requests counted by kind and answer, e.g. `{"login 503": 4, "stream 0": 1}`
+        (status 0: no HTTP answer or a stream cut short; `+RA`: with `Retry-After`)."""
+        counts: dict[str, int] = {}
+        for o in self.outcomes:
+            if not o.ok:
+                key = f"{o.kind} {o.status}{'+RA' if o.retry_after else ''}"
+                counts[key] = counts.get(key, 0) + 1
+        return dict(sorted(counts.items()))
 
     def writes(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.kind != "stream"]

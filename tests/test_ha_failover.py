@@ -67,7 +67,7 @@ async def _failover(
         replica = await start_privchat(cluster, cloud_url, tmp_path)
         try:
             load = Load(replica.url)
-            tokens = [await login(replica.url) for _ in range(2)]
+            tokens = [await login(replica.url) for _ in range(4)]
             async with httpx2.AsyncClient(timeout=10) as client, trio.open_nursery() as inner:
                 for _ in range(3):
                     inner.start_soon(load.writer, client)
@@ -126,14 +126,22 @@ async def _failover(
             1 for o in failed if o.status == 503 and not o.retry_after
         ),
         "answers_5xx_other_than_503": sum(1 for o in failed if o.status >= 500 and o.status != 503),
+        "failures": load.failures(),
         "streams_completed": load.streams_completed,
         "slowest_request_s": round(slowest, 3),
     }
     record_figures(f"failover {kind}", figures)
-    assert figures["failed_without_retry_after"] == 0
-    # Not asserted yet: a run showed one other 5xx during a hard kill (recorded in the figures).
+    errors = _logged_errors(replica.log)
+    assert figures["failed_without_retry_after"] == 0, (figures, errors)
+    assert figures["answers_5xx_other_than_503"] == 0, (figures, errors)
     assert slowest < 5.0, figures
     return figures
+
+
+def _logged_errors(log: Path) -> list[str]:
+    """privchat's error lines (JSON log), for the message of a failed assertion."""
+    lines = log.read_text(errors="replace").splitlines()
+    return [line[:2000] for line in lines if '"level": "ERROR"' in line or "Traceback" in line]
 
 
 def _first_write_after(load: Load, moment: float) -> float:

@@ -7,7 +7,9 @@ from urllib.parse import urlsplit
 
 import pytest
 import trio
+import trio_asyncio
 
+from privchat.store.db import Database
 from privchat.store.patroni import PatroniError, parse_cluster
 
 from .conftest import start_server
@@ -117,3 +119,32 @@ async def test_no_leader_stops_startup(nursery: trio.Nursery, config) -> None:  
             patroni_cluster_url=f"{base}/cluster",
             database_wait_seconds=0.6,
         )
+
+
+async def test_a_statement_retried_across_a_leader_change_runs_on_the_new_pool(
+    database_url: str,
+) -> None:
+    """A write refused as read-only (25006, a leader being demoted) is retried; when the pool is
+    replaced between two tries, the next try takes a connection of the new pool (the old one is
+    closing: asking it would end the request in an error that is no outage answer)."""
+    read_only = database_url + ("&" if "?" in database_url else "?")
+    read_only += "default_transaction_read_only=on"  # asyncpg: a server setting
+    async with trio_asyncio.open_loop():
+        db = await Database.connect(database_url, max_size=1)
+        await db.execute("CREATE SEQUENCE retried_write")
+        await db.close()
+        db = await Database.connect(read_only, max_size=2)
+        try:
+            async with trio.open_nursery() as nursery:
+                result: list[int] = []
+
+                async def write() -> None:
+                    result.append(await db.fetchval("SELECT nextval('retried_write')"))
+
+                nursery.start_soon(write)
+                with trio.fail_after(5):
+                    await db.outage.wait()  # the first try was refused (25006)
+                await db.reconnect(database_url, max_size=2)  # the new leader
+            assert result == [1]
+        finally:
+            await db.close()

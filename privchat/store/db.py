@@ -49,9 +49,16 @@ _CONNECTION_LOST = (
 )
 
 
+# What `Pool.acquire` raises on a pool that `Database.reconnect` replaced (a new leader) while
+# a request was waiting for one of its connections: nothing was executed, the new pool will do.
+_POOL_REPLACED = ("pool is closing", "pool is closed")
+
+
 def _kind(exc: BaseException) -> str | None:
     """'retry' (nothing executed), 'lost' (outcome unknown) or None (not a database outage)."""
     if isinstance(exc, _NOT_EXECUTED):
+        return "retry"
+    if isinstance(exc, asyncpg.InterfaceError) and str(exc) in _POOL_REPLACED:
         return "retry"
     if isinstance(exc, _CONNECTION_LOST):
         if isinstance(exc, asyncpg.InterfaceError) and "closed" not in str(exc):
@@ -297,8 +304,11 @@ class Database:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
-        pool = self._pool
-        conn = await self._retrying(self._aio(pool.acquire))
+        async def acquire() -> tuple[asyncpg.Pool, asyncpg.Connection]:
+            pool = self._pool  # each attempt: the pool may have been replaced meanwhile
+            return pool, await self._aio(pool.acquire)()
+
+        pool, conn = await self._retrying(acquire)
         try:
             yield Connection(conn, self._loop, self._noticed_outage)
         finally:
@@ -335,10 +345,8 @@ class Database:
                 await self._aio(conn.close)()
 
     async def _run(self, method: str, *args: Any) -> Any:
-        pool = self._pool
-
         async def once() -> Any:
-            async with _acquired(self, pool) as conn:
+            async with _acquired(self, self._pool) as conn:  # the newest pool, each attempt
                 return await trio_asyncio.aio_as_trio(getattr(conn, method), loop=self._loop)(*args)
 
         return await self._retrying(once)
