@@ -29,6 +29,7 @@ from .auth.session_cache import SessionCache
 from .config import Config
 from .observability import Metrics
 from .services.activity import ActivityWriter
+from .services.changes import ChangeFeed
 from .services.registry import Services
 from .services.supervisor import every, supervise
 from .startup import StartupError, bind_hint, explained_database_errors, first_error
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 CLEANUP_PERIOD = 600.0
 OAUTH_STATE_TTL = "10 minutes"
+CHANGE_FEED_WAIT = 5.0  # at startup: how long to wait for the change feed to listen
 
 
 def hypercorn_config(config: Config, bind: str | None = None) -> HypercornConfig:
@@ -111,12 +113,16 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
             patroni=follower,
             attestation=attestor,
         )
+        svc.changes = ChangeFeed()
         svc.metrics.track_session_cache(svc.sessions)
         svc.metrics.track_activity(activity)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(supervise, "activity", activity.run)
             if svc.sessions.ttl > 0:
                 nursery.start_soon(supervise, "session-cache", partial(svc.sessions.run, db))
+            nursery.start_soon(supervise, "change-feed", partial(svc.changes.run, db))
+            with trio.move_on_after(CHANGE_FEED_WAIT):  # else caches stay bypassed until it does
+                await svc.changes.wait_listening()
             nursery.start_soon(
                 supervise, "cleanup", partial(every, CLEANUP_PERIOD, partial(_cleanup, db))
             )

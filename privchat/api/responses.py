@@ -188,5 +188,5 @@ def _recorder(svc: Services, user_id: uuid.UUID) -> OnId:
 async def open_responses(svc: Services, nursery: trio.Nursery) -> AsyncIterator[None]:
     """Feature opener: the per-process rate limiter and model-settings cache."""
     svc.ratelimit = RateLimiter()
-    svc.model_settings = ModelSettingsCache(svc.db)
+    svc.model_settings = ModelSettingsCache(svc.db, feed=svc.changes)
     yield

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ..upstream.vpc import VpcCredentials
     from .activity import ActivityWriter
     from .balance import BalanceGate
+    from .changes import ChangeFeed
     from .model_settings import ModelSettingsCache
 
 T = TypeVar("T")
@@ -47,6 +48,7 @@ class Services:
     balance: BalanceGate | None = None  # NEAR balance checks (after `upstream`)
     attestation: Attestor | None = None
     patroni: LeaderFollower | None = None
+    changes: ChangeFeed | None = None  # cross-replica cache invalidation (model settings, VPC)
     draining: trio.Event = field(default_factory=trio.Event)  # set on SIGTERM: /ready says 503
 
 

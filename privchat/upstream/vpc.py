@@ -5,7 +5,9 @@ memory, the `app_config` rows `vpc_api_key` + `vpc_organization_id` (the legacy 
 `vpc_refresh_token` is deleted when seen), then a login:
 `POST {OPENAI_BASE_URL}/auth/vpc/login` with `{"timestamp", "signature", "client_id"}`, where
 the signature is hex HMAC-SHA256 of the decimal timestamp keyed by the shared secret. The key
-is resolved once at startup (failure stops startup) and kept until an admin revokes it.
+is resolved once at startup (failure stops startup) and kept until an admin revokes it, through
+any replica: deleting or replacing the stored rows makes every replica forget its key in memory
+(the change feed, kind `vpc`), and the next upstream call reads the rows or logs in again.
 
 Unlike the reference, the login has a deadline, and its error never carries the response body.
 Nothing here logs the secret, the signature or the key.
@@ -36,6 +38,7 @@ API_KEY_ROW = "vpc_api_key"
 ORGANIZATION_ROW = "vpc_organization_id"
 LEGACY_ROW = "vpc_refresh_token"
 LOGIN_SECONDS = 10.0
+VPC_KIND = "vpc"  # the change feed's kind for the stored key (services/changes.py)
 
 
 class VpcLoginError(Exception):
@@ -90,15 +93,23 @@ class VpcKeySource:
         self._key: str | None = None
         self._lock = trio.Lock()
         self.logins = 0
+        self.generation = 0  # bumped by every invalidation: a key read before one is not kept
 
     async def key(self) -> str:
-        if self._key is None:
+        key = self._key
+        if key is None:
             async with self._lock:  # one login at a time; the others wait for its key
-                if self._key is None:
-                    self._key = await self._stored() or await self._login()
-        return self._key
+                key = self._key
+                if key is None:
+                    generation = self.generation
+                    key = await self._stored() or await self._login()
+                    if generation == self.generation:
+                        self._key = key
+        return key
 
     def invalidate(self) -> None:
+        """Forget the key in memory (revoked here or, through the change feed, elsewhere)."""
+        self.generation += 1
         self._key = None
 
     async def revoke(self) -> None:
@@ -106,7 +117,7 @@ class VpcKeySource:
         await self._db.execute(
             "DELETE FROM app_config WHERE key = ANY($1::text[])", [API_KEY_ROW, ORGANIZATION_ROW]
         )
-        self._key = None
+        self.invalidate()  # other replicas hear of it from the change feed (migration 0005)
 
     async def _stored(self) -> str | None:
         try:
@@ -171,6 +182,8 @@ async def open_vpc(svc: Services, nursery: trio.Nursery) -> AsyncIterator[None]:
             raise ConfigError(f"VPC_SHARED_SECRET_FILE: {exc}") from None
         svc.upstream_key_source = source
         svc.vpc_credentials = source
+        if svc.changes is not None:  # a revoke through another replica, or in SQL
+            svc.changes.subscribe(VPC_KIND, lambda _key: source.invalidate(), source.invalidate)
         try:
             yield
         finally:
