@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
 import trio
 import trio_asyncio
 
-from privchat.store.db import Database
+from privchat.store.db import Database, _kind
 from privchat.store.patroni import PatroniError, parse_cluster
 
 from .conftest import start_server
@@ -148,3 +149,15 @@ async def test_a_statement_retried_across_a_leader_change_runs_on_the_new_pool(
             assert result == [1]
         finally:
             await db.close()
+
+
+def test_errors_of_a_connection_the_server_ended_before_the_query_count_as_not_executed() -> None:
+    """Seen in switchovers: the old leader ends an idle connection just after it was acquired;
+    asyncpg hands it back to the pool and refuses the query without sending it."""
+    released = asyncpg.InterfaceError(
+        "cannot call Connection.fetchrow(): connection has been released back to the pool"
+    )
+    assert _kind(released) == "retry"
+    assert _kind(asyncpg.InterfaceError("pool is closing")) == "retry"
+    assert _kind(asyncpg.InterfaceError("connection is closed")) == "lost"
+    assert _kind(asyncpg.InterfaceError("a connection is already acquired")) is None  # misuse

@@ -52,13 +52,18 @@ _CONNECTION_LOST = (
 # What `Pool.acquire` raises on a pool that `Database.reconnect` replaced (a new leader) while
 # a request was waiting for one of its connections: nothing was executed, the new pool will do.
 _POOL_REPLACED = ("pool is closing", "pool is closed")
+# What a query on an acquired connection raises when the server ended that connection (a
+# leader shutting down) before the query was sent: asyncpg released it to the pool already.
+_RELEASED = "connection has been released back to the pool"
 
 
 def _kind(exc: BaseException) -> str | None:
     """'retry' (nothing executed), 'lost' (outcome unknown) or None (not a database outage)."""
     if isinstance(exc, _NOT_EXECUTED):
         return "retry"
-    if isinstance(exc, asyncpg.InterfaceError) and str(exc) in _POOL_REPLACED:
+    if isinstance(exc, asyncpg.InterfaceError) and (
+        str(exc) in _POOL_REPLACED or str(exc).endswith(_RELEASED)
+    ):
         return "retry"
     if isinstance(exc, _CONNECTION_LOST):
         if isinstance(exc, asyncpg.InterfaceError) and "closed" not in str(exc):
