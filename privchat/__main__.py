@@ -15,6 +15,7 @@ from .config import Config, ConfigError, load_config, require_upstream_key
 from .dev import default_data_dir
 from .observability import setup_logging
 from .startup import StartupError, explained_database_errors, first_error
+from .store.patroni import PatroniError
 
 log = logging.getLogger("privchat")
 
@@ -170,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(leaf, StartupError):
             print(f"privchat: {leaf}", file=sys.stderr)
             return 1
+        if isinstance(leaf, PatroniError):  # no endpoint answered, or no leader in time
+            print(f"privchat: PATRONI_CLUSTER_URL: {_one_line(leaf)}", file=sys.stderr)
+            return 2
         print(f"privchat: {type(leaf).__name__}: {_one_line(leaf)}", file=sys.stderr)
         return 1
 

@@ -1,7 +1,9 @@
 """Start-up failures that say what to fix.
 
-The CLI prints each as one line without a traceback: a `ConfigError` exits 2, a `StartupError`
-(something outside privchat: the database, the listen address) exits 1. The translations here
+The CLI prints each as one line without a traceback: a `ConfigError` exits 2, and so does a
+`PatroniError` (no `PATRONI_CLUSTER_URL` endpoint answered, or no leader within
+`DATABASE_WAIT_SECONDS`); a `StartupError` (something outside privchat: the database, the listen
+address) exits 1. The translations here
 turn the library's exception into a message that names the variable and the value to check.
 """
 

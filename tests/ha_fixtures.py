@@ -63,9 +63,9 @@ class Replica:
 
 
 async def start_privchat(
-    cluster: HaCluster, cloud_url: str, directory: Path, **env: str
+    cluster: HaCluster, cloud_url: str, directory: Path, port: int | None = None, **env: str
 ) -> Replica:
-    port = free_port()
+    port = port or free_port()
     log = directory / f"privchat-{port}.log"
     environ = {
         **os.environ,
@@ -139,7 +139,9 @@ class Load:
     conversations: set[str] = field(default_factory=set)
     settings: dict[str, str] = field(default_factory=dict)  # token hash -> acked system prompt
     streams_completed: int = 0
+    stream_starts: int = 0
     stop: trio.Event = field(default_factory=trio.Event)
+    stream_headers: dict[str, str] = field(default_factory=dict)  # e.g. the fake's pace knobs
 
     async def _request(
         self, client: httpx2.AsyncClient, kind: str, method: str, path: str, **kw: Any
@@ -193,9 +195,14 @@ class Load:
             await trio.sleep(0.02)
 
     async def streamer(self, client: httpx2.AsyncClient, token: str) -> None:
-        headers = {"Authorization": f"Bearer {token}", "content-type": "application/json"}
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "content-type": "application/json",
+            **self.stream_headers,
+        }
         while not self.stop.is_set():
             start = head = time.monotonic()
+            self.stream_starts += 1
             status = 0
             retry_after = False
             try:

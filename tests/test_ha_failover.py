@@ -174,3 +174,53 @@ async def test_graceful_stop_of_the_leader(ha_cluster: HaCluster, tmp_path: Path
 
     figures = await _failover(ha_cluster, tmp_path, "graceful stop", inject)
     assert figures["client_write_outage_s"] < 5.0, figures
+
+
+async def test_no_leader_for_longer_than_the_wait_answers_503_and_recovers(
+    ha_cluster: HaCluster, tmp_path: Path
+) -> None:
+    """Both nodes stopped for longer than DATABASE_WAIT_SECONDS: privchat stays up, answers
+    503 with Retry-After (within the 2 s retry), and writes again once a leader is back."""
+    ha_cluster.wait_healthy()
+    leader = ha_cluster.leader()
+    assert leader is not None
+    replica_node = next(name for name in ha_cluster.nodes if name != leader)
+    async with trio.open_nursery() as nursery:
+        _fake, cloud_url = await start_fake_cloud(nursery)
+        replica = await start_privchat(ha_cluster, cloud_url, tmp_path, DATABASE_WAIT_SECONDS="1")
+        try:
+            async with httpx2.AsyncClient(timeout=10) as client:
+
+                async def login_status() -> tuple[int, float, str | None]:
+                    start = time.monotonic()
+                    r = await client.post(
+                        replica.url + "/v1/auth/mock-login", json={"email": "nl@example.com"}
+                    )
+                    return r.status_code, time.monotonic() - start, r.headers.get("retry-after")
+
+                assert (await login_status())[0] == 200
+                await trio.to_thread.run_sync(ha_cluster.stop, replica_node)
+                await trio.to_thread.run_sync(ha_cluster.stop, leader)
+                down = time.monotonic()
+                answers = []
+                while time.monotonic() - down < 3.0:  # three times DATABASE_WAIT_SECONDS
+                    answers.append(await login_status())
+                assert answers and all(
+                    status == 503 and after == "1" and seconds < 5.0
+                    for status, seconds, after in answers
+                ), answers
+                assert (await client.get(replica.url + "/ready")).status_code == 503
+                assert replica.process.poll() is None  # still up
+                for name in (leader, replica_node):
+                    ha_cluster.start_node(name)
+                await trio.to_thread.run_sync(ha_cluster.wait_healthy, 60.0)
+                with trio.fail_after(10):  # privchat writes again without a restart
+                    while (await login_status())[0] != 200:
+                        pass
+                assert (await client.get(replica.url + "/ready")).status_code == 200
+            assert await stop_privchat(replica) == 0
+        finally:
+            if replica.process.poll() is None:
+                replica.process.kill()
+        nursery.cancel_scope.cancel()
+    record_figures("no leader", {"answers_while_down": len(answers)})

@@ -161,3 +161,47 @@ def test_errors_of_a_connection_the_server_ended_before_the_query_count_as_not_e
     assert _kind(asyncpg.InterfaceError("pool is closing")) == "retry"
     assert _kind(asyncpg.InterfaceError("connection is closed")) == "lost"
     assert _kind(asyncpg.InterfaceError("a connection is already acquired")) is None  # misuse
+
+
+async def test_rest_unreachable_later_keeps_the_pool_and_logs_once_per_change(
+    nursery: trio.Nursery, config, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:  # noqa: ANN001
+    parts = urlsplit(database_url)
+    available = True
+
+    async def patroni(request: FakeRequest) -> Reply:
+        if not available:
+            return Reply(503, b"down")
+        return Reply.json({"members": [_member("pg-1", "127.0.0.1", "leader")]})
+
+    base = await nursery.start(serve_handler, patroni)
+    server = await start_server(
+        nursery,
+        config,
+        database_url=None,
+        database_user=parts.username or "postgres",
+        database_password=parts.password or "",
+        database_name=parts.path.lstrip("/"),
+        patroni_cluster_url=f"{base}/cluster,http://127.0.0.1:1/cluster",  # the second: refused
+        database_refresh_interval=3600.0,
+    )
+    follower = server.services.patroni
+    db = server.services.db
+    pool = db._pool
+
+    def logged(text: str) -> int:
+        return sum(
+            1 for r in caplog.records if r.name == "privchat.store.patroni" and text in r.message
+        )
+
+    available = False
+    for _ in range(5):  # every endpoint fails, five times over: one line, the same pool
+        await follower.refresh()
+    assert logged("keeping the current pool") == 1
+    assert db._pool is pool and follower.changes == 0
+    assert await db.fetchval("SELECT 4") == 4
+    available = True
+    for _ in range(3):
+        await follower.refresh()
+    assert logged("patroni discovery recovered") == 1
+    assert db._pool is pool

@@ -119,3 +119,19 @@ def test_empty_upstream_key_is_a_configuration_error(tmp_path: Path) -> None:
         assert result.returncode == 2, args
         assert "OPENAI_API_KEY" in line and "privchat dev" in line, args
     assert not (tmp_path / "data").exists()  # refused before the data directory was made
+
+
+def test_no_patroni_endpoint_answering_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    urls = ",".join(f"http://127.0.0.1:{_closed_port()}/cluster" for _ in range(2))
+    result = _privchat(
+        ["serve"],
+        tmp_path,
+        PATRONI_CLUSTER_URL=urls,
+        DATABASE_USER="privchat",
+        DATABASE_PASSWORD="unused",
+        DATABASE_NAME="privchat",
+        DEV="true",
+    )
+    line = _one_line(result)
+    assert result.returncode == 2, result.stderr
+    assert line.startswith("privchat: PATRONI_CLUSTER_URL: no Patroni endpoint answered"), line
