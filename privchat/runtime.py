@@ -72,8 +72,17 @@ async def _cleanup(db: Database) -> None:
     status = await db.execute(
         f"DELETE FROM oauth_states WHERE created_at < NOW() - INTERVAL '{OAUTH_STATE_TTL}'"
     )
-    await db.execute("DELETE FROM near_used_nonces WHERE used_at < NOW() - INTERVAL '10 minutes'")
-    log.info("expired rows cleaned", extra={"sessions": removed, "oauth_flows": status.split()[-1]})
+    nonces = await db.execute(
+        "DELETE FROM near_used_nonces WHERE used_at < NOW() - INTERVAL '10 minutes'"
+    )
+    log.info(
+        "expired rows cleaned",
+        extra={
+            "sessions": removed,
+            "oauth_flows": int(status.split()[-1]),
+            "near_nonces": int(nonces.split()[-1]),
+        },
+    )
 
 
 @asynccontextmanager
