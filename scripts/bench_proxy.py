@@ -21,9 +21,11 @@ the measurements, as a signed-in user has (their session is warm in privchat's s
 With `--capacity`, the capacity phase (`scripts/capacity.py`) climbs N = 50, 100, 200, 300, 400,
 600, 800, ... concurrent long token streams through privchat, the ladder of floors
 (`scripts/ladder.py`: TCP splice, h11, Hypercorn + httpx2 ASGI; `floor_relay.py`: Quart-Trio)
-and directly against the fake. With `--baseline DIR`, a second privchat from another checkout
-(its own venv in DIR/.venv, its own database) runs beside this one in every phase, so changes are
-measured against it in the same run.
+and directly against their upstream: a second set of these processes whose upstream is
+`scripts/pacer.py` (the fake's events replayed on schedule at a few µs each; the fake itself
+cannot send 15,000 events/s on this machine). With `--baseline DIR`, a second privchat from
+another checkout (its own venv in DIR/.venv, its own database) runs beside this one in every
+phase, so changes are measured against it in the same run.
 Prints tables and writes JSON (`--out`).
 
     python scripts/bench_proxy.py [--out bench_proxy.json] [--quick] [--capacity]
@@ -561,7 +563,7 @@ def _bench(args: argparse.Namespace, dsn: str, base_dsn: str | None) -> int:
         fake_port, floor_port = free_port(), free_port()
         upstream = f"http://127.0.0.1:{fake_port}/v1"
         env = dict(os.environ)
-        fake_pid = _start(
+        _start(
             procs,
             [
                 sys.executable,
@@ -589,17 +591,33 @@ def _bench(args: argparse.Namespace, dsn: str, base_dsn: str | None) -> int:
             env,
         )
         rungs: dict[str, tuple[str, int]] = {}
+        pacer_port = free_port()
+        pacer = f"http://127.0.0.1:{pacer_port}/v1"  # the capacity phase's upstream
         if args.capacity:
-            for rung in ("splice", "h11", "asgi"):
+            pacer_pid = _start(
+                procs,
+                [
+                    sys.executable,
+                    str(ROOT / "scripts" / "pacer.py"),
+                    "--port",
+                    str(pacer_port),
+                    "--fake",
+                    f"http://127.0.0.1:{fake_port}",
+                ],
+                ROOT,
+                env,
+            )
+            for rung in ("splice", "h11", "asgi", "floor"):
+                script = "floor_relay.py" if rung == "floor" else "ladder.py"
                 port = free_port()
                 pid = _start(
                     procs,
                     [
                         sys.executable,
-                        str(ROOT / "scripts" / "ladder.py"),
-                        rung,
+                        str(ROOT / "scripts" / script),
+                        *([] if rung == "floor" else [rung]),
                         "--upstream",
-                        upstream,
+                        pacer,
                         "--port",
                         str(port),
                     ],
@@ -607,6 +625,10 @@ def _bench(args: argparse.Namespace, dsn: str, base_dsn: str | None) -> int:
                     env,
                 )
                 rungs[rung] = (f"http://127.0.0.1:{port}", pid)
+            rungs["privchat"] = _privchat(procs, ROOT, sys.executable, dsn, pacer_port)
+            if args.baseline and base_dsn:
+                python = str(args.baseline / ".venv" / "bin" / "python")
+                rungs["baseline"] = _privchat(procs, args.baseline, python, base_dsn, pacer_port)
         privchat_url, pid = _privchat(procs, ROOT, sys.executable, dsn, fake_port)
         baseline = None
         if args.baseline and base_dsn:
@@ -621,8 +643,13 @@ def _bench(args: argparse.Namespace, dsn: str, base_dsn: str | None) -> int:
             await wait_http(f"{privchat_url}/health")
             if baseline:
                 await wait_http(f"{baseline[0]}/health")
-            for url, _ in rungs.values():
-                await wait_port(url)
+            for name, (url, _) in rungs.items():
+                if name in ("privchat", "baseline"):
+                    await wait_http(f"{url}/health")
+                else:
+                    await wait_port(url)
+            if args.capacity:
+                await wait_port(pacer.removesuffix("/v1"))
             results: dict[str, Any] = {}
             if not args.skip_latency:
                 results = await run(args, fake_url, floor_url, privchat_url, pid, floor_pid)
@@ -631,16 +658,7 @@ def _bench(args: argparse.Namespace, dsn: str, base_dsn: str | None) -> int:
                         args, fake_url, floor_url, baseline[0], baseline[1], floor_pid
                     )
             if args.capacity:
-                results["capacity"] = await capacity_phase(
-                    args,
-                    fake_url,
-                    fake_pid,
-                    rungs,
-                    floor_url,
-                    floor_pid,
-                    (privchat_url, pid),
-                    baseline,
-                )
+                results["capacity"] = await capacity_phase(args, pacer, pacer_pid, rungs)
             return results
 
         results = trio.run(go)
@@ -687,40 +705,25 @@ async def wait_port(url: str) -> None:
 
 async def capacity_phase(
     args: argparse.Namespace,
-    fake_url: str,
-    fake_pid: int,
+    pacer: str,
+    pacer_pid: int,
     rungs: dict[str, tuple[str, int]],
-    floor_url: str,
-    floor_pid: int,
-    privchat: tuple[str, int],
-    baseline: tuple[str, int] | None,
 ) -> dict[str, Any]:
+    """The capacity phase, every relay in `rungs` in front of the pacer (`scripts/pacer.py`)."""
     steps = [int(n) for n in args.rungs.split(",")]
-    relays = [
-        capacity.Relay(name, f"{url}/v1/responses", pid) for name, (url, pid) in rungs.items()
-    ]
-    relays.append(capacity.Relay("floor", f"{floor_url}/v1/responses", floor_pid))
-    for name, target in (("privchat", privchat), ("baseline", baseline)):
-        if target is None:
-            continue
-        tokens = await make_users(target[0], max(steps))
-        await warm(target[0], tokens)
-        relays.append(capacity.Relay(name, f"{target[0]}/v1/responses", target[1], tokens))
-
-    async def reset() -> None:
-        async with httpx2.AsyncClient(timeout=30) as client:
-            await client.post(f"{fake_url}/_fake/reset")
-
     wanted = args.targets.split(",")
-    return await capacity.capacity(
-        [r for r in relays if r.name in wanted],
-        f"{fake_url}/v1/responses",
-        fake_url,
-        fake_pid,
-        reset,
-        steps,
-        args.events,
-    )
+    relays = []
+    for name in LADDER:
+        if name not in rungs or name not in wanted:
+            continue
+        url, pid = rungs[name]
+        tokens: list[str] = []
+        if name in ("privchat", "baseline"):
+            tokens = await make_users(url, max(steps))
+            await warm(url, tokens)
+        relays.append(capacity.Relay(name, f"{url}/v1/responses", pid, tokens))
+
+    return await capacity.capacity(relays, f"{pacer}/responses", pacer_pid, steps, args.events)
 
 
 if __name__ == "__main__":
