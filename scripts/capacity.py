@@ -202,6 +202,10 @@ class Relay:
     rungs: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _sys(pid: int | None) -> float:
+    return psutil.Process(pid).cpu_times().system if pid is not None else 0.0
+
+
 def _cpu(pid: int | None) -> float:
     if pid is None:
         return 0.0
@@ -224,6 +228,7 @@ async def _run(relay: Relay, n: int, fake_pid: int, events: int) -> dict[str, An
         for w in range(WORKERS)
     ]
     cpu, fake_cpu, wall = _cpu(relay.pid), _cpu(fake_pid), time.monotonic()
+    sys_cpu = _sys(relay.pid)
     rss = 0
     procs = [
         await trio.lowlevel.open_process(
@@ -261,6 +266,7 @@ async def _run(relay: Relay, n: int, fake_pid: int, events: int) -> dict[str, An
     streams = [s for r in results for s in r["streams"]]
     relayed = sum(len(s["rel_ms"]) for s in streams)
     cpu = _cpu(relay.pid) - cpu
+    sys_cpu = _sys(relay.pid) - sys_cpu
     fake_cpu = _cpu(fake_pid) - fake_cpu
     errors = [s["error"] for s in streams if s["error"]]
     firsts = [s["first_ms"] for s in streams if s["first_ms"] is not None]
@@ -274,6 +280,7 @@ async def _run(relay: Relay, n: int, fake_pid: int, events: int) -> dict[str, An
         "error_kinds": sorted(set(errors))[:5],
         "cpu_ms_per_1000_events": round(cpu / max(1, relayed) * 1e6, 2) if relay.pid else None,
         "relay_cores": round(cpu / wall, 3) if relay.pid else None,
+        "relay_system_share": round(sys_cpu / cpu, 2) if relay.pid and cpu else None,
         "rss_mb": round(rss / 2**20, 1) if relay.pid else None,
         "fake_cores": round(fake_cpu / wall, 3),
         "fake_us_per_event": round(fake_cpu / max(1, relayed) * 1e6, 1),
