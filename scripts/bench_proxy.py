@@ -26,7 +26,8 @@ and directly against their upstream: a second set of these processes whose upstr
 cannot send 15,000 events/s on this machine). With `--baseline DIR`, a second privchat from
 another checkout (its own venv in DIR/.venv, its own database) runs beside this one in every
 phase, so changes are measured against it in the same run.
-Prints tables and writes JSON (`--out`).
+Prints tables and writes JSON (`--out`). `BENCH_DATABASE_MAX_CONNECTIONS` (default 10) sizes the
+privchat processes' database pools.
 
     python scripts/bench_proxy.py [--out bench_proxy.json] [--quick] [--capacity]
         [--rungs 50,100,...] [--baseline DIR] [--skip-latency]
@@ -550,7 +551,7 @@ def _privchat(
             "OPENAI_BASE_URL": f"http://127.0.0.1:{fake_port}/v1",
             "OPENAI_API_KEY": KEY,
             "LOG_LEVEL": "warn",
-            "DATABASE_MAX_CONNECTIONS": "10",
+            "DATABASE_MAX_CONNECTIONS": os.environ.get("BENCH_DATABASE_MAX_CONNECTIONS", "10"),
         }
     )
     pid = _start(procs, [python, "-m", "privchat", "serve"], root, env)
