@@ -252,27 +252,35 @@ async def test_sigkill_of_one_replica_aborts_only_its_streams(
             f.replicas[0].process.kill()
             assert await f.replicas[0].process.wait() == -signal.SIGKILL
             await f.wait_up(_all_up(True, privchat1=False))
+            marked_down_at = time.monotonic()
             await trio.sleep(2.0)  # the load goes on over the other two
             load.stop.set()
     failed = [o for o in load.outcomes if not o.ok]
     # In flight at the kill, then without an answer (cut short): on the killed replica.
     cut = [o for o in failed if o.status == 0 and o.start < killed_at < o.end]
-    after = [o for o in load.outcomes if o.start >= killed_at]
+    # Sent while HAProxy still counted the dead replica as up (its checks run every 200 ms):
+    # HAProxy retries a refused connection elsewhere, but a request that reached the dying
+    # process is lost without an answer (seen once in four runs: a log-in, status 0).
+    window = [o for o in failed if o.status == 0 and killed_at <= o.start < marked_down_at]
+    after = [o for o in load.outcomes if o.start >= marked_down_at]
     figures = {
         "requests": len(load.outcomes),
         "failed_requests": len(failed),
         "failures": load.failures(),
         "cut_in_flight_at_the_kill": len(cut),
         "cut_streams": sum(1 for o in cut if o.kind == "stream"),
-        "requests_after_the_kill": len(after),
-        "failed_after_the_kill": sum(1 for o in after if not o.ok),
+        "lost_before_haproxy_marked_it_down": len(window),
+        "marked_down_after_kill_s": round(marked_down_at - killed_at, 3),
+        "requests_after_marked_down": len(after),
+        "failed_after_marked_down": sum(1 for o in after if not o.ok),
         "streams_completed": load.streams_completed,
     }
     record_figures("sigkill one replica", figures)
-    # Only requests in flight at the kill may fail (on the killed replica: streams, or a write
-    # whose answer had started), and only by being cut short; every later one succeeds.
-    assert len(failed) == len(cut), figures
-    assert figures["failed_after_the_kill"] == 0 and len(after) > 0, figures
+    # Only requests that met the dead replica may fail, and only without an answer (never a
+    # 5xx); once HAProxy has it down, every request succeeds.
+    assert len(failed) == len(cut) + len(window), figures
+    assert figures["failed_after_marked_down"] == 0 and len(after) > 0, figures
+    assert len(window) <= 2, figures
 
 
 # --- propagation across replicas ----------------------------------------------------------------
