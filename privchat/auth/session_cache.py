@@ -27,22 +27,20 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 
-import trio
-
 from ..store import Database
 from ..store.db import DatabaseUnavailable
+from ..store.listen_feed import HEALTH_TIMEOUT, ListenFeed
 from . import sessions
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "privchat_auth"
-SYNC_PREFIX = "sync:"
-HEALTH_PERIOD = 30.0  # how often the LISTEN connection proves it still delivers
-HEALTH_TIMEOUT = 10.0
-STABLE_SECONDS = 5.0  # a LISTEN connection lost sooner than this is retried with backoff
 
 
-class SessionCache:
+class SessionCache(ListenFeed):
+    channel = CHANNEL
+    name = "session cache"
+
     def __init__(
         self,
         ttl: float,
@@ -50,19 +48,16 @@ class SessionCache:
         clock: Callable[[], float] = time.monotonic,
         health_timeout: float = HEALTH_TIMEOUT,
     ) -> None:
+        super().__init__(health_timeout)
         self.ttl = ttl
-        self.health_timeout = health_timeout
         self.max_entries = max_entries
         self._clock = clock
-        self.listening = False
-        self._listening_changed = trio.Event()
         self.generation = 0
         self.hits = 0
         self.misses = 0
         self.outage_hits = 0
         self._entries: OrderedDict[str, tuple[float, sessions.Session]] = OrderedDict()
         self._by_user: dict[uuid.UUID, set[str]] = {}
-        self._syncs: dict[str, trio.Event] = {}
 
     @property
     def active(self) -> bool:
@@ -133,87 +128,13 @@ class SessionCache:
         self._entries.clear()
         self._by_user.clear()
 
-    def _notified(self, payload: str) -> None:
-        if payload.startswith(SYNC_PREFIX):
-            done = self._syncs.pop(payload, None)
-            if done is not None:
-                done.set()
-            return
+    def _relistened(self) -> None:
+        self.clear()
+
+    def _changed(self, payload: str) -> None:
         try:
             user_id = uuid.UUID(payload)
         except ValueError:
             self.clear()  # not ours to understand: be safe
             return
         self.forget_user(user_id)
-
-    async def run(self, db: Database) -> None:
-        """The listener (supervised): LISTEN, use the cache while listening; when the connection
-        is lost or the database moves, give the cache up and listen again at once. Failing to
-        connect raises, and the supervisor retries with backoff.
-
-        Before caching, and every `HEALTH_PERIOD` after, a notification sent through the pool
-        must come back on the LISTEN connection within `health_timeout`. It would not behind a
-        transaction-pooling proxy, or with the pool and the listener on different servers; then
-        the cache stays off.
-        """
-        while True:
-            started = trio.current_time()
-            async with db.listen(CHANNEL, self._notified) as listening:
-                try:
-                    with trio.move_on_after(self.health_timeout):
-                        await self._round_trip(db)
-                        self.clear()
-                        self._set_listening(True)
-                    if not self.listening:
-                        raise ConnectionError("notifications do not reach the LISTEN connection")
-                    log.info("session cache listening", extra={"ttl_s": self.ttl})
-                    async with trio.open_nursery() as nursery:
-                        nursery.start_soon(self._check_health, db, listening.lost)
-                        await listening.lost.wait()
-                        nursery.cancel_scope.cancel()
-                finally:
-                    self._set_listening(False)  # entries stay, for a database outage only
-                    for done in self._syncs.values():
-                        done.set()  # nothing is cached now, so nothing is stale
-                    self._syncs.clear()
-            if trio.current_time() - started < STABLE_SECONDS:
-                raise ConnectionError("session cache LISTEN connection keeps ending")  # backoff
-            log.warning("session cache LISTEN connection lost; listening again")
-
-    def _set_listening(self, value: bool) -> None:
-        self.listening = value
-        self._listening_changed.set()
-        self._listening_changed = trio.Event()
-
-    async def wait_listening(self) -> None:
-        """Return once the cache is listening (startup readiness, tests)."""
-        while not self.listening:
-            await self._listening_changed.wait()
-
-    async def _check_health(self, db: Database, lost: trio.Event) -> None:
-        while True:
-            await trio.sleep(HEALTH_PERIOD)
-            with trio.move_on_after(self.health_timeout):
-                try:
-                    await self._round_trip(db)
-                    continue
-                except Exception:
-                    pass
-            lost.set()
-            return
-
-    async def _round_trip(self, db: Database) -> None:
-        """Send a marker through the pool and wait for it on the LISTEN connection.
-        Notifications arrive in commit order, so it arrives after every earlier change."""
-        marker = f"{SYNC_PREFIX}{uuid.uuid4().hex}"
-        done = self._syncs[marker] = trio.Event()
-        try:
-            await db.execute("SELECT pg_notify($1, $2)", CHANNEL, marker)
-            await done.wait()
-        finally:
-            self._syncs.pop(marker, None)
-
-    async def synced(self, db: Database) -> None:
-        """Return once every change committed before this call has reached this cache."""
-        if self.listening:
-            await self._round_trip(db)

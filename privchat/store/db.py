@@ -346,8 +346,11 @@ class Database:
             yield Listening(Connection(conn, self._loop), lost)
         finally:
             self._listeners.discard(lost)
-            with trio.CancelScope(shield=True), trio.move_on_after(5):
-                await self._aio(conn.close)()
+            if lost.is_set():  # ended, moved, or silent (half-open): nothing to say goodbye to
+                conn.terminate()
+            else:
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    await self._aio(conn.close)()
 
     async def _run(self, method: str, *args: Any) -> Any:
         async def once() -> Any:
