@@ -261,7 +261,8 @@ async def test_sigkill_of_one_replica_aborts_only_its_streams(
     cut = [o for o in failed if o.status == 0 and o.start < killed_at < o.end]
     # Sent while HAProxy still counted the dead replica as up (its checks run every 200 ms):
     # HAProxy retries a refused connection elsewhere, but a request that reached the dying
-    # process is lost without an answer (seen once in four runs: a log-in, status 0).
+    # process's accept queue is reset, which HAProxy never retries, and closed without an
+    # answer on a reused client connection (seen once in four runs: a log-in, status 0).
     window = [o for o in failed if o.status == 0 and killed_at <= o.start < marked_down_at]
     after = [o for o in load.outcomes if o.start >= marked_down_at]
     figures = {
