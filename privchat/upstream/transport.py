@@ -12,7 +12,12 @@ Reads of a plain (non-TLS) connection skip a layer too: httpcore2's Trio stream 
 second time, and wraps each read in two context managers. A streamed response reads once per
 token event, so `CoalescingStream.read` waits for the socket itself and reads the bytes at once:
 one scheduling round per read instead of two, same errors (`ReadTimeout` after the idle timeout,
-`ReadError` for a closed or broken socket). Data already waiting is read with a plain checkpoint.
+`ReadError` for a closed or broken socket). The idle timeout is a deadline noted in
+`read_deadlines`, not a cancel scope per read. A read tries the socket before waiting only when
+the previous read filled its buffer (more may be waiting); after a short read, which is every
+read of a token stream, that attempt would almost always fail, so it waits for the socket at
+once (data that did arrive meanwhile is reported by the next `epoll`, the same one scheduling
+round as the checkpoint after a successful attempt).
 """
 
 # The `timeout` parameters are httpcore2's network-stream interface, implemented here.
@@ -20,6 +25,7 @@ one scheduling round per read instead of two, same errors (`ReadTimeout` after t
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import ssl
@@ -30,7 +36,7 @@ import httpcore2
 import httpx2
 import trio
 
-from . import h11_batch
+from . import h11_batch, read_deadlines
 
 JOIN_LIMIT = 64 * 1024  # a held head is sent together with at most this much body
 
@@ -44,12 +50,17 @@ class CoalescingStream(httpcore2.AsyncNetworkStream):
         self._socket = None
         if stream.get_extra_info("ssl_object") is None:
             self._socket = stream.get_extra_info("socket")
+        # The last read took all the socket held (or a request was just written): the next
+        # read waits for the socket at once instead of first failing a read (`_read_socket`).
+        self._drained = True
+        self._expired = False  # the idle timeout woke the waiting read
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
             return
         if self._fresh:
             self._fresh = False
+            self._drained = True
             self._held = bytes(buffer)
             return
         if self._held:
@@ -70,26 +81,46 @@ class CoalescingStream(httpcore2.AsyncNetworkStream):
         return await self._read_socket(max_bytes, math.inf if timeout is None else timeout)
 
     async def _read_socket(self, max_bytes: int, timeout: float) -> bytes:
-        sock = self._socket
+        fd = self._socket.fileno()
         try:
+            if not self._drained:
+                try:
+                    data = os.read(fd, max_bytes)
+                except BlockingIOError:
+                    pass
+                else:
+                    self._drained = len(data) < max_bytes
+                    await trio.lowlevel.checkpoint()
+                    return data
+            self._expired = False
+            deadlines = None
+            if timeout != math.inf:
+                deadlines = read_deadlines.current()
+                deadlines.add(self, trio.current_time() + timeout)
             try:
-                data = os.read(sock.fileno(), max_bytes)
-            except BlockingIOError:
-                pass
-            else:
-                await trio.lowlevel.checkpoint()
-                return data
-            with trio.fail_after(timeout):
                 while True:
-                    await trio.lowlevel.wait_readable(sock)
+                    await trio.lowlevel.wait_readable(fd)
                     try:
-                        return os.read(sock.fileno(), max_bytes)
+                        data = os.read(fd, max_bytes)
                     except BlockingIOError:
                         continue  # woken without data: wait again
-        except trio.TooSlowError:
-            raise httpcore2.ReadTimeout("timed out") from None
-        except (OSError, trio.ClosedResourceError, trio.BrokenResourceError) as exc:
+                    self._drained = len(data) < max_bytes
+                    return data
+            finally:
+                if deadlines is not None:
+                    deadlines.discard(self)
+        except trio.ClosedResourceError as exc:
+            if self._expired:
+                raise httpcore2.ReadTimeout("timed out") from None
             raise httpcore2.ReadError(str(exc) or type(exc).__name__) from exc
+        except (OSError, trio.BrokenResourceError) as exc:
+            raise httpcore2.ReadError(str(exc) or type(exc).__name__) from exc
+
+    def expire(self) -> None:
+        """The idle timeout passed while `_read_socket` waited (`read_deadlines`)."""
+        self._expired = True
+        with contextlib.suppress(Exception):
+            trio.lowlevel.notify_closing(self._socket)
 
     async def aclose(self) -> None:
         self._held = b""
