@@ -9,6 +9,10 @@ one chunk, one write. Nothing is ever waited for (no read is made to fill a batc
 stays unbuffered, and the bytes are the same bytes in the same order. An error found while
 joining is raised after the joined bytes are yielded, as it was after the single events.
 
+httpcore2's `_receive_event` is inlined into the body loop: it enters a `map_exceptions` context
+manager (a generator-based one) per call, twice per event, for h11's rare protocol error; the
+error is mapped the same way here (`RemoteProtocolError` from h11's), with a plain `try`.
+
 Upstream-worthy as is: it changes `AsyncHTTP11Connection._receive_response_body` only; `install()`
 applies it (idempotent).
 """
@@ -25,16 +29,29 @@ from httpcore2._exceptions import RemoteProtocolError
 
 async def _receive_response_body(self: Any, request: Any) -> AsyncGenerator[bytes]:
     timeout = request.extensions.get("timeout", {}).get("read", None)
-    pending: Any = None
+    state = self._h11_state
+    stream = self._network_stream
+    size = self.READ_NUM_BYTES
     while True:
-        event = pending if pending is not None else await self._receive_event(timeout=timeout)
-        pending = None
+        # httpcore2's `_receive_event`, inlined: its `map_exceptions` context manager per call
+        # (two calls per event) cost more than the rest of it.
+        try:
+            event = state.next_event()
+        except h11.RemoteProtocolError as exc:
+            raise RemoteProtocolError(exc) from exc
+        if event is h11.NEED_DATA:
+            data = await stream.read(size, timeout=timeout)
+            if data == b"" and state.their_state == h11.SEND_RESPONSE:
+                raise RemoteProtocolError("Server disconnected without sending a response.")
+            state.receive_data(data)
+            continue
         if isinstance(event, h11.Data):
             parts = [event.data]
             failure: RemoteProtocolError | None = None
+            pending: Any = None
             while True:
                 try:
-                    following = self._h11_state.next_event()
+                    following = state.next_event()
                 except h11.RemoteProtocolError as exc:
                     failure = RemoteProtocolError(exc)
                     break
@@ -47,7 +64,11 @@ async def _receive_response_body(self: Any, request: Any) -> AsyncGenerator[byte
             yield bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
             if failure is not None:
                 raise failure
-        elif isinstance(event, (h11.EndOfMessage, h11.PAUSED)):  # noqa: UP038
+            if pending is not None:
+                event = pending
+            else:
+                continue
+        if isinstance(event, (h11.EndOfMessage, h11.PAUSED)):  # noqa: UP038
             break
 
 
