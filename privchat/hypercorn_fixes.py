@@ -1,4 +1,4 @@
-"""Two changes to Hypercorn 0.18's Trio server that privchat relies on; `install()` applies them.
+"""Changes to Hypercorn 0.18's Trio server that privchat relies on; `install()` applies them.
 
 When a client closes an idle keep-alive connection, Hypercorn reads the end of the stream and
 stops reading, but its keep-alive timer keeps the connection's task group open: the socket stays
@@ -15,16 +15,34 @@ buffer unless the client stops reading), the bytes are written straight away, wi
 round; the request task still yields at its next read. Otherwise (partial write, lock held, TLS)
 Hypercorn's own path runs, shielded as before. A checkpoint every `YIELD_EVERY` direct writes
 keeps a long run of writes without reads (a large buffered body) from holding the event loop.
+
+Cheaper body chunks: for each `http.response.body` message Hypercorn checks the message against
+every kind of ASGI message, makes a `Body` event, dispatches it by type, wraps it in an h11
+`Data` event and runs it through h11's state machine and writer, which for a chunked response
+in the `SEND_BODY` state changes no state and writes `b"%x\r\n" % len(data) + data + b"\r\n"`.
+`_HTTPStream.app_send` takes a body message that is not the last one first, and
+`_H11Protocol.stream_send` frames the chunk itself when h11's writer is chunked and its state is
+`SEND_BODY` (the same bytes h11 would write); anything else takes Hypercorn's and h11's path.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
+import h11
+import hypercorn.protocol
+import hypercorn.protocol.h11
 import hypercorn.trio.run
 import trio
+from h11._writers import ChunkedWriter
 from hypercorn.events import Closed, Event, RawData
+from hypercorn.protocol.events import Body
+from hypercorn.protocol.events import Event as StreamEvent
+from hypercorn.protocol.h11 import H11Protocol
+from hypercorn.protocol.http_stream import ASGIHTTPState, HTTPStream
 from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.utils import suppress_body
 
 YIELD_EVERY = 16
 
@@ -64,6 +82,40 @@ class _TCPServer(TCPServer):
             self.send_lock.release()
 
 
+class _HTTPStream(HTTPStream):
+    async def app_send(self, message: Any) -> None:
+        if (
+            message is not None
+            and message["type"] == "http.response.body"
+            and message.get("more_body", False)
+            and self.state is ASGIHTTPState.RESPONSE
+        ):
+            body = message.get("body", b"")
+            if body and not suppress_body(self.scope["method"], int(self.response["status"])):
+                await self.send(Body(stream_id=self.stream_id, data=bytes(body)))
+            return
+        await super().app_send(message)
+
+
+class _H11Protocol(H11Protocol):
+    async def stream_send(self, event: StreamEvent) -> None:
+        if type(event) is Body:
+            connection = self.connection
+            if (
+                type(connection) is h11.Connection
+                and connection.our_state is h11.SEND_BODY
+                and type(connection._writer) is ChunkedWriter
+            ):
+                data = event.data
+                if data:
+                    await self.send(RawData(data=b"%x\r\n%b\r\n" % (len(data), data)))
+                return
+        await super().stream_send(event)
+
+
 def install() -> None:
-    """Make `hypercorn.trio.serve` use the fixed connection handler (idempotent)."""
+    """Make `hypercorn.trio.serve` use the fixed connection handler and HTTP/1.1 protocol
+    (idempotent)."""
     hypercorn.trio.run.TCPServer = _TCPServer  # type: ignore[misc]
+    hypercorn.protocol.H11Protocol = _H11Protocol  # type: ignore[misc]
+    hypercorn.protocol.h11.HTTPStream = _HTTPStream  # type: ignore[misc]
