@@ -106,11 +106,14 @@ class _H11Protocol(H11Protocol):
                 and connection.our_state is h11.SEND_BODY
                 and type(connection._writer) is ChunkedWriter
             ):
-                data = event.data
-                if data:
-                    await self.send(RawData(data=b"%x\r\n%b\r\n" % (len(data), data)))
+                if event.data:
+                    await self.send_chunk(event.data)
                 return
         await super().stream_send(event)
+
+    async def send_chunk(self, data: bytes) -> None:
+        """h11's chunked framing of `data` (not empty), written as one piece."""
+        await self.send(RawData(data=b"%x\r\n%b\r\n" % (len(data), data)))
 
 
 def install() -> None:
