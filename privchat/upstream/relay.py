@@ -30,6 +30,7 @@ from quart import Response, g, has_request_context, request
 from quart.wrappers.response import ResponseBody
 
 from .client import WAIT_KEY, UpstreamError, client_headers, get_upstream
+from .httpcore_body import raw_chunks
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ class _RelayBody(ResponseBody):
 
     async def _chunks(self) -> AsyncIterator[bytes]:
         try:
-            async for chunk in self.upstream.aiter_raw():
+            async for chunk in raw_chunks(self.upstream):
                 if self.watch is not None and await self.watch.feed(chunk):
                     self.watch = None
                 self.sent += len(chunk)

@@ -36,7 +36,7 @@ import httpcore2
 import httpx2
 import trio
 
-from . import h11_batch, read_deadlines
+from . import httpcore_body, read_deadlines
 
 JOIN_LIMIT = 64 * 1024  # a held head is sent together with at most this much body
 
@@ -165,11 +165,11 @@ class CoalescingBackend(httpcore2.AsyncNetworkBackend):
 
 class UpstreamTransport(httpx2.AsyncHTTPTransport):
     """httpx2's HTTP transport (request/response mapping, errors), with its connection pool
-    built over `CoalescingBackend`, and httpcore2's body reads batched (`h11_batch`)."""
+    built over `CoalescingBackend`, and httpcore2's body reads batched (`httpcore_body`)."""
 
     def __init__(self, limits: httpx2.Limits) -> None:
         super().__init__(limits=limits, trust_env=False)
-        h11_batch.install()  # body bytes already received leave in one chunk
+        httpcore_body.install()  # body bytes already received leave in one chunk
         self._pool = httpcore2.AsyncConnectionPool(
             ssl_context=httpx2.create_ssl_context(trust_env=False),
             max_connections=limits.max_connections,
