@@ -20,9 +20,11 @@ Cheaper body chunks: for each `http.response.body` message Hypercorn checks the 
 every kind of ASGI message, makes a `Body` event, dispatches it by type, wraps it in an h11
 `Data` event and runs it through h11's state machine and writer, which for a chunked response
 in the `SEND_BODY` state changes no state and writes `b"%x\r\n" % len(data) + data + b"\r\n"`.
-`_HTTPStream.app_send` takes a body message that is not the last one first, and
-`_H11Protocol.stream_send` frames the chunk itself when h11's writer is chunked and its state is
-`SEND_BODY` (the same bytes h11 would write); anything else takes Hypercorn's and h11's path.
+`_HTTPStream.app_send` takes a body message that is not the last one first and, when h11's writer
+is chunked and its state is `SEND_BODY`, has `_H11Protocol.send_chunk` frame it (the same bytes
+h11 would write) and `_TCPServer.write` write it, without the two frozen dataclass events
+(`Body`, `RawData`) made per chunk on the way; `_H11Protocol.stream_send` frames `Body` events the
+same way. Anything else takes Hypercorn's and h11's path.
 """
 
 from __future__ import annotations
@@ -55,14 +57,16 @@ class _TCPServer(TCPServer):
         await self.idle_task.stop()  # nothing left to time out: let the connection close
 
     async def protocol_send(self, event: Event) -> None:
-        if (
-            type(event) is not RawData
-            or self.send_lock.locked()
-            or not isinstance(self.stream, trio.SocketStream)
-        ):
+        if type(event) is RawData:
+            await self.write(event.data)
+        else:
             await super().protocol_send(event)
+
+    async def write(self, data: bytes) -> None:
+        """Send `data` as Hypercorn sends a `RawData` event, directly when the lock is free."""
+        if self.send_lock.locked() or not isinstance(self.stream, trio.SocketStream):
+            await super().protocol_send(RawData(data=data))
             return
-        data = event.data
         self.send_lock.acquire_nowait()
         try:
             try:
@@ -83,6 +87,11 @@ class _TCPServer(TCPServer):
 
 
 class _HTTPStream(HTTPStream):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        owner = getattr(self.send, "__self__", None)
+        self._h11 = owner if isinstance(owner, _H11Protocol) else None
+
     async def app_send(self, message: Any) -> None:
         if (
             message is not None
@@ -92,28 +101,43 @@ class _HTTPStream(HTTPStream):
         ):
             body = message.get("body", b"")
             if body and not suppress_body(self.scope["method"], int(self.response["status"])):
-                await self.send(Body(stream_id=self.stream_id, data=bytes(body)))
+                if self._h11 is not None and self._h11.frames_chunks():
+                    await self._h11.send_chunk(bytes(body))
+                else:
+                    await self.send(Body(stream_id=self.stream_id, data=bytes(body)))
             return
         await super().app_send(message)
 
 
 class _H11Protocol(H11Protocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        owner = getattr(self.send, "__self__", None)
+        self._tcp = owner if isinstance(owner, _TCPServer) else None
+
+    def frames_chunks(self) -> bool:
+        """h11 would frame a `Data` event now as a chunk, with no change of state."""
+        connection = self.connection
+        return (
+            type(connection) is h11.Connection
+            and connection.our_state is h11.SEND_BODY
+            and type(connection._writer) is ChunkedWriter
+        )
+
     async def stream_send(self, event: StreamEvent) -> None:
-        if type(event) is Body:
-            connection = self.connection
-            if (
-                type(connection) is h11.Connection
-                and connection.our_state is h11.SEND_BODY
-                and type(connection._writer) is ChunkedWriter
-            ):
-                if event.data:
-                    await self.send_chunk(event.data)
-                return
+        if type(event) is Body and self.frames_chunks():
+            if event.data:
+                await self.send_chunk(event.data)
+            return
         await super().stream_send(event)
 
     async def send_chunk(self, data: bytes) -> None:
         """h11's chunked framing of `data` (not empty), written as one piece."""
-        await self.send(RawData(data=b"%x\r\n%b\r\n" % (len(data), data)))
+        framed = b"%x\r\n%b\r\n" % (len(data), data)
+        if self._tcp is not None:
+            await self._tcp.write(framed)
+        else:
+            await self.send(RawData(data=framed))
 
 
 def install() -> None:

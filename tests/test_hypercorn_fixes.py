@@ -13,7 +13,7 @@ from hypercorn.trio import serve
 
 from privchat import hypercorn_fixes
 
-SIZES = [1, 15, 16, 255, 256, 4095, 70000]
+SIZES = [1, 15, 16, 255, 256, 4095, 70000, 8 * 1024 * 1024]  # the last: partial writes
 
 
 def _body(size: int) -> bytes:
