@@ -12,7 +12,8 @@ Cheaper writes: every write (one per relayed token event) takes Hypercorn's send
 `trio.SocketStream.send_all`, each a checkpoint that yields to the scheduler. When the lock is
 free and the socket takes the whole write at once (a streamed event always fits in the socket's
 buffer unless the client stops reading), the bytes are written straight away, with no scheduling
-round; the request task still yields at its next read. Otherwise (partial write, lock held, TLS)
+round and without taking the lock (nothing could see it held); the request task still yields at
+its next read. Otherwise (partial write, lock held, TLS)
 Hypercorn's own path runs, shielded as before. A checkpoint every `YIELD_EVERY` direct writes
 keeps a long run of writes without reads (a large buffered body) from holding the event loop.
 
@@ -63,25 +64,36 @@ class _TCPServer(TCPServer):
             await super().protocol_send(event)
 
     async def write(self, data: bytes) -> None:
-        """Send `data` as Hypercorn sends a `RawData` event, directly when the lock is free."""
+        """Send `data` as Hypercorn sends a `RawData` event, directly when the lock is free.
+
+        A write the socket takes whole makes no checkpoint between taking the lock and
+        releasing it, so no other task could see the lock held: it is not taken. Only a
+        partial write (the rest is sent under the lock, shielded) or a failed one takes it.
+        """
         if self.send_lock.locked() or not isinstance(self.stream, trio.SocketStream):
             await super().protocol_send(RawData(data=data))
             return
+        try:
+            sent = os.write(self.stream.socket.fileno(), data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            sent = -1
+        if sent == len(data):
+            self._direct += 1
+            if self._direct % YIELD_EVERY == 0:
+                await trio.lowlevel.cancel_shielded_checkpoint()
+            return
         self.send_lock.acquire_nowait()
         try:
+            if sent < 0:
+                await self.protocol.handle(Closed())
+                return
             try:
-                sent = os.write(self.stream.socket.fileno(), data)
-            except BlockingIOError:
-                sent = 0
-            if sent < len(data):
                 with trio.CancelScope(shield=True):
                     await self.stream.send_all(memoryview(data)[sent:])
-            else:
-                self._direct += 1
-                if self._direct % YIELD_EVERY == 0:
-                    await trio.lowlevel.cancel_shielded_checkpoint()
-        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
-            await self.protocol.handle(Closed())
+            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+                await self.protocol.handle(Closed())
         finally:
             self.send_lock.release()
 
