@@ -5,7 +5,8 @@ checks each one against the caller (docs/ownership.md lists the fields):
 
 - `conversation` (string or `{"id"}`): the caller's `conversations` row (D5; checked by the
   route together with the `updated_at` bump);
-- `previous_response_id`: the caller's `response_owners` row;
+- `previous_response_id`: the caller's `response_owners` row (waited for while the caller's
+  own stream is still writing it, `services.response_owners`);
 - every `file_id` anywhere in `input` (`input_file`, `input_image`, ...) and the `file_ids` of a
   `code_interpreter` tool's container: the caller's `files` rows;
 - `item_reference` items in `input`: the item must be in the request's own `conversation` (which
@@ -27,7 +28,8 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from .errors import ProxyError, not_found
-from .store import conversations, files, responses
+from .services.response_owners import ResponseOwners
+from .store import conversations, files
 from .store.db import Database
 from .upstream import UpstreamError, get_upstream
 
@@ -89,14 +91,21 @@ def named(body: Any) -> Named:
     return found
 
 
-async def check(db: Database, user_id: uuid.UUID, body: Any, conversation: str | None) -> None:
+async def check(
+    db: Database,
+    owners: ResponseOwners,
+    user_id: uuid.UUID,
+    body: Any,
+    conversation: str | None,
+) -> None:
     """Raise the 404 of the first reference the caller does not own. `conversation` is the
-    request's conversation id, already known to be the caller's (or None)."""
+    request's conversation id, already known to be the caller's (or None). A response id whose
+    owner row is still being written for the caller is waited for (`ResponseOwners.owns`)."""
     refs = named(body)
     try:
         previous = refs.previous_response
         if previous is not None and not (
-            isinstance(previous, str) and await responses.owns(db, previous, user_id)
+            isinstance(previous, str) and await owners.owns(previous, user_id)
         ):
             raise not_found("Response not found")
         if refs.files and not await files.owns_all(db, refs.files, user_id):

@@ -14,9 +14,8 @@ from quart import Blueprint, Response, g, request
 
 from ..auth.guards import require_session
 from ..errors import ProxyError, json_response
-from ..services.registry import services
+from ..services.registry import opened, services
 from ..store import models as model_store
-from ..store import responses as response_store
 from ..upstream import (
     UpstreamError,
     buffered,
@@ -81,7 +80,8 @@ async def model_list() -> Response:
 async def signature(chat_id: str) -> Response:
     """The upstream's signature of a completed response, for verification."""
     try:
-        owned = await response_store.owns(services().db, chat_id, g.user_id)
+        owners = opened(services().response_owners, "response_owners")
+        owned = await owners.owns(chat_id, g.user_id)  # waits for the caller's pending write
     except Exception as exc:
         log.error("signature ownership check failed", extra={"error": type(exc).__name__})
         raise ProxyError(500, "Failed to verify response") from None

@@ -4,8 +4,9 @@ Order: session auth (which also reads the ban status) → rate limit (§2.7.2, D
 balance check queued (§2.7.3) →
 body → model visibility and system prompt (60 s cache) → D5 conversation ownership → tracking →
 ownership of every other id the body names (`references`) → upstream opened (status + headers)
-→ relayed byte for byte from inside the request, the response id recorded with its owner from
-the first event before the client sees it (`upstream.response_id`).
+→ relayed byte for byte from inside the request, the response id read from the first event
+(`upstream.response_id`) and its owner row written beside the stream
+(`services.response_owners`: an ownership check of the same user waits for it).
 The in-flight slot of the rate limiter is released once the response head is ready.
 """
 
@@ -29,8 +30,8 @@ from ..errors import ProxyError, json_response
 from ..ratelimit import RateLimiter, Rejection
 from ..services.model_settings import ModelSettingsCache
 from ..services.registry import opened, services
+from ..services.response_owners import open_response_owners
 from ..store import conversations as conversation_store
-from ..store import responses as response_store
 from ..upstream import UpstreamError, forward, relay
 from ..upstream.relay import timed
 from ..upstream.response_id import OnId, ResponseIdWatch
@@ -39,6 +40,7 @@ from .body import MAX_CHAT_JSON_BYTES, NotJson, parse_json, read_bytes
 
 if TYPE_CHECKING:
     from ..services.registry import Services
+    from ..services.response_owners import ResponseOwners
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +144,8 @@ async def _proxy(svc: Services, user_id: uuid.UUID) -> Response:
             raise ProxyError(500, "Failed to verify conversation") from None
         if not owned:
             raise ProxyError(404, "Conversation not found")  # D5, before anything goes upstream
-    await references.check(svc.db, user_id, body, conversation)
+    owners = opened(svc.response_owners, "response_owners")
+    await references.check(svc.db, owners, user_id, body, conversation)
 
     try:
         upstream = await forward("POST", "responses", raw)
@@ -166,27 +169,24 @@ async def _proxy(svc: Services, user_id: uuid.UUID) -> Response:
         watch = ResponseIdWatch(
             upstream.headers.get("content-type", ""),
             upstream.headers.get("content-encoding"),
-            _recorder(svc, user_id),
+            _recorder(owners, user_id),
         )
     return await relay(upstream, extra_headers=extra_headers, watch=watch)
 
 
-def _recorder(svc: Services, user_id: uuid.UUID) -> OnId:
+def _recorder(owners: ResponseOwners, user_id: uuid.UUID) -> OnId:
     async def record(response_id: str) -> None:
-        try:
-            owned = await response_store.record(svc.db, response_id, user_id)
-        except Exception as exc:
-            log.error("response ownership not recorded", extra={"error": type(exc).__name__})
-            return
-        if not owned:
-            log.error("upstream returned a response id that cannot be owned")
+        owners.record(response_id, user_id)  # written beside the stream, not awaited here
 
     return record
 
 
 @asynccontextmanager
 async def open_responses(svc: Services, nursery: trio.Nursery) -> AsyncIterator[None]:
-    """Feature opener: the per-process rate limiter and model-settings cache."""
+    """Feature opener: the per-process rate limiter, model-settings cache and owner-row writer
+    (leaving it waits for the owner rows still being written)."""
     svc.ratelimit = RateLimiter()
     svc.model_settings = ModelSettingsCache(svc.db, feed=svc.changes)
-    yield
+    async with open_response_owners(svc.db) as owners:
+        svc.response_owners = owners
+        yield

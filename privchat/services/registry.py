@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .balance import BalanceGate
     from .changes import ChangeFeed
     from .model_settings import ModelSettingsCache
+    from .response_owners import ResponseOwners
 
 T = TypeVar("T")
 
@@ -45,6 +46,7 @@ class Services:
     vpc_credentials: VpcCredentials | None = None  # VPC mode: what /admin/vpc/revoke revokes
     ratelimit: RateLimiter | None = None
     model_settings: ModelSettingsCache | None = None
+    response_owners: ResponseOwners | None = None  # owner rows written beside the stream
     balance: BalanceGate | None = None  # NEAR balance checks (after `upstream`)
     attestation: Attestor | None = None
     patroni: LeaderFollower | None = None

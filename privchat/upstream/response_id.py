@@ -3,7 +3,9 @@
 `ResponseIdWatch` is fed the raw chunks that `relay()` passes to the client. It decodes them
 (D4 codings, incrementally), keeps at most `MAX_PREFIX` decoded bytes, and as soon as the id is
 known calls `on_id(id)` - awaited before the chunk that carries it goes to the client, so the
-client can never name an id that is not recorded yet. After that (or once it gives up) `relay()`
+client can never name an id that is not registered yet. `/v1/responses` only registers it there
+(its owner row is written beside the stream, `services.response_owners`), so the first event
+does not wait for a database round trip. After that (or once it gives up) `relay()`
 drops the watch and the rest of the stream is pure pass-through.
 
 - an event stream: the first `data:` line whose JSON has `response.id` (the reference's first
