@@ -6,7 +6,10 @@ files, and gets the same 404 as for an id nobody has, before anything reaches th
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import httpx2
@@ -15,6 +18,7 @@ import trio
 
 from privchat.config import Config
 from privchat.ratelimit import RateLimiter
+from privchat.runtime import Running, serve
 from tests.convfiles_env import API_KEY, Env, open_env, upload
 from tests.fakecloud_fixtures import parse_sse
 
@@ -224,3 +228,173 @@ async def test_a_response_id_never_changes_owner(env: Env) -> None:
     assert await responses.record(env.db, "resp_same", alice_id)  # idempotent for the owner
     assert await responses.owns(env.db, "resp_same", alice_id)
     assert not await responses.owns(env.db, "resp_same", bob_id)
+
+
+# The owner row of a response id is written beside the stream (services/response_owners.py).
+# These tests hold every INSERT into `response_owners` behind a table lock (plain SELECTs pass
+# it), so the write is provably still pending while they act.
+
+
+@asynccontextmanager
+async def _owner_writes_held(env: Env) -> AsyncIterator[trio.Event]:
+    """Inserts into `response_owners` block until the yielded event is set."""
+    release = trio.Event()
+    locked = trio.Event()
+
+    async def hold() -> None:
+        async with env.db.transaction() as conn:
+            await conn.execute("LOCK TABLE response_owners IN EXCLUSIVE MODE")
+            locked.set()
+            await release.wait()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(hold)
+        await locked.wait()
+        try:
+            yield release
+        finally:
+            release.set()
+
+
+async def _first_event(stream: httpx2.Response) -> dict[str, Any]:
+    """The first SSE event's JSON, read while the stream stays open."""
+    buffered = b""
+    async for chunk in stream.aiter_raw():
+        buffered += chunk
+        if b"\n\n" in buffered:
+            break
+    data = next(line for line in buffered.split(b"\n") if line.startswith(b"data: "))
+    return json.loads(data[len(b"data: ") :])  # type: ignore[no-any-return]
+
+
+HELD_STREAM = {"x-fake-delay-ms": "60000"}  # the stream stays open after its first event
+
+
+async def test_the_owner_can_use_an_id_while_its_row_is_still_being_written(env: Env) -> None:
+    _, alice, alice_id = await env.user()
+    _, bob, _ = await env.user()
+    owners = env.server.services.response_owners
+    assert owners is not None
+    with trio.fail_after(30):
+        async with (
+            _owner_writes_held(env) as release,
+            env.client.stream(
+                "POST", "/v1/responses", json=_request(), headers={**alice, **HELD_STREAM}
+            ) as stream,
+        ):
+            assert stream.status_code == 200
+            # The first event arrives although its owner row cannot be written yet.
+            response_id = (await _first_event(stream))["response"]["id"]
+            assert owners.pending == 1
+            assert not await env.db.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM response_owners WHERE id = $1)", response_id
+            )
+            # Another user is refused at once, without waiting for the write.
+            signatures = len(env.upstream_requests("/v1/signature/"))
+            theirs = await env.client.get(f"/v1/signature/{response_id}", headers=bob)
+            assert theirs.status_code == 404
+            follow = _request(previous_response_id=response_id)
+            await _not_forwarded(env, bob, follow, "Response not found")
+            assert len(env.upstream_requests("/v1/signature/")) == signatures
+            assert owners.pending == 1
+
+            # The owner's follow-ups, made while the write is pending, wait for it.
+            answers: dict[str, httpx2.Response] = {}
+
+            async def ask_signature() -> None:
+                answers["signature"] = await env.client.get(
+                    f"/v1/signature/{response_id}", headers=alice
+                )
+
+            async def continue_thread() -> None:
+                answers["follow"] = await env.client.post(
+                    "/v1/responses", json=follow, headers=alice
+                )
+
+            responses_before = _upstream_responses(env)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ask_signature)
+                nursery.start_soon(continue_thread)
+                await owners.wait_waiters(response_id, 2)
+                assert owners.pending == 1  # both are waiting for the held write
+                release.set()
+            # Both were accepted: asked upstream, not refused by privchat.
+            assert len(env.upstream_requests("/v1/signature/")) == signatures + 1
+            assert _upstream_responses(env) == responses_before + 1
+            # (the upstream answers for itself: its response is not finished yet)
+            assert answers["follow"].status_code == 200
+    assert (
+        await env.db.fetchval("SELECT user_id FROM response_owners WHERE id = $1", response_id)
+        == alice_id
+    )
+
+
+async def test_owner_row_is_written_when_the_client_leaves_after_the_first_event(
+    env: Env,
+) -> None:
+    _, alice, alice_id = await env.user()
+    _, bob, _ = await env.user()
+    owners = env.server.services.response_owners
+    assert owners is not None
+    with trio.fail_after(30):
+        async with _owner_writes_held(env) as release:
+            async with env.client.stream(
+                "POST", "/v1/responses", json=_request(), headers={**alice, **HELD_STREAM}
+            ) as stream:
+                response_id = (await _first_event(stream))["response"]["id"]
+            # The client is gone; privchat has dropped the upstream stream (its request ended).
+            record = env.fake.stream_for(response_id)
+            assert record is not None
+            await record.disconnect_event.wait()
+            assert owners.pending == 1  # the write outlived the request
+            release.set()
+        await owners.wait_idle()
+    assert (
+        await env.db.fetchval("SELECT user_id FROM response_owners WHERE id = $1", response_id)
+        == alice_id
+    )
+    await env.client.get(f"/v1/signature/{response_id}", headers=alice)
+    assert len(env.upstream_requests("/v1/signature/")) == 1  # the owner's is asked upstream
+    await _not_forwarded(env, bob, _request(previous_response_id=response_id), "Response not found")
+
+
+async def test_shutdown_writes_the_owner_rows_still_pending(env: Env, config: Config) -> None:
+    """A second privchat on the same database is stopped while an owner row of its is held:
+    it returns only after writing it (before its pool closes)."""
+    _, alice, alice_id = await env.user()
+    shutdown = trio.Event()
+    stopped = trio.Event()
+    second_config = replace(
+        config,
+        openai_base_url=env.base_url,
+        openai_api_key=API_KEY,
+        shutdown_drain_seconds=0,
+    )
+
+    async def run_second(task_status: trio.TaskStatus[Running]) -> None:
+        await serve(second_config, shutdown=shutdown, handle_signals=False, task_status=task_status)
+        stopped.set()
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            second: Running = await nursery.start(run_second)
+            owners = second.services.response_owners
+            assert owners is not None
+            async with (
+                _owner_writes_held(env) as release,
+                httpx2.AsyncClient(base_url=second.url, timeout=30) as client,
+            ):
+                async with client.stream(
+                    "POST", "/v1/responses", json=_request(), headers={**alice, **HELD_STREAM}
+                ) as stream:
+                    response_id = (await _first_event(stream))["response"]["id"]
+                assert owners.pending == 1
+                shutdown.set()
+                await owners.closing.wait()  # the server is stopping: requests are over
+                assert owners.pending == 1
+                release.set()
+            await stopped.wait()
+    assert (
+        await env.db.fetchval("SELECT user_id FROM response_owners WHERE id = $1", response_id)
+        == alice_id
+    )
