@@ -8,11 +8,9 @@ from typing import Any
 
 import trio
 from quart import Response, g, request
-from quart.utils import encode_headers
 from quart_trio import QuartTrio
 from quart_trio.asgi import TrioASGIHTTPConnection
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
-from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .api.routing import unmatched_api_path
 from .cors import VARY, CorsPolicy
@@ -38,39 +36,18 @@ class _HTTPConnection(TrioASGIHTTPConnection):
     that cancellation interrupts hypercorn's close path half-way: a `Connection: close` socket is
     never closed and a keep-alive one can wedge (design pitfall 1). The final message is tiny; a
     deadline bounds it all the same.
-
-    A streamed body's chunks (one per relayed token event) go straight to the server's `send`:
-    Quart's loop is the same here, without a wrapper that checks every message for the last one.
     """
 
-    async def _send_response(self, send: Any, response: Any) -> None:
-        if isinstance(response, WerkzeugResponse):
-            await super()._send_response(_shield_last(send), response)
-            return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status_code,
-                "headers": encode_headers(response.headers),
-            }
-        )
-        async with response.response as body:
-            async for data in body:
-                chunk = data.encode() if isinstance(data, str) else data
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await _shield_last(send)({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-def _shield_last(send: Any) -> Any:
-    async def send_last_shielded(message: Any) -> None:
-        if message["type"] == "http.response.body" and not message.get("more_body", False):
-            with trio.move_on_after(FINAL_SEND_SECONDS) as scope:
-                scope.shield = True
+    async def handle_request(self, nursery: trio.Nursery, request: Any, send: Any) -> None:  # type: ignore[override]
+        async def send_last_shielded(message: Any) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                with trio.move_on_after(FINAL_SEND_SECONDS) as scope:
+                    scope.shield = True
+                    await send(message)
+            else:
                 await send(message)
-        else:
-            await send(message)
 
-    return send_last_shielded
+        await super().handle_request(nursery, request, send_last_shielded)
 
 
 class PrivchatApp(QuartTrio):

@@ -110,15 +110,14 @@ class _HTTPStream(HTTPStream):
             and message["type"] == "http.response.body"
             and message.get("more_body", False)
             and self.state is ASGIHTTPState.RESPONSE
+            and self._h11 is not None
+            and self._h11.frames_chunks()
         ):
             body = message.get("body", b"")
             if body and not suppress_body(self.scope["method"], int(self.response["status"])):
-                if self._h11 is not None and self._h11.frames_chunks():
-                    await self._h11.send_chunk(bytes(body))
-                else:
-                    await self.send(Body(stream_id=self.stream_id, data=bytes(body)))
+                await self._h11.send_chunk(bytes(body))
             return
-        await super().app_send(message)
+        await super().app_send(message)  # anything else: Hypercorn's own path
 
 
 class _H11Protocol(H11Protocol):

@@ -52,7 +52,7 @@ import capacity  # scripts/capacity.py
 import httpx2
 import psutil
 import trio
-from benchkit import free_port, percentile, throwaway_database  # scripts/benchkit.py
+from benchkit import free_port, percentile, stop, throwaway_database  # scripts/benchkit.py
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_DSN = os.environ.get("BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -680,13 +680,7 @@ def _bench(args: argparse.Namespace, dsn: str, base_dsn: str | None) -> int:
         print(f"\nwrote {args.out}")
         return 0
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(procs)
 
 
 LADDER = ["splice", "h11", "asgi", "floor", "privchat", "baseline"]

@@ -108,13 +108,18 @@ def privchat_with_fake(
         )
         yield f"http://127.0.0.1:{port}", f"http://127.0.0.1:{fake_port}", procs[-1]
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(procs)
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Terminate `procs`, then kill those still running after 10 s."""
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
 
 
 async def wait_http(url: str) -> None:

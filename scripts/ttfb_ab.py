@@ -24,7 +24,7 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_proxy as bp  # noqa: E402
-from benchkit import free_port, percentile, throwaway_database  # noqa: E402
+from benchkit import free_port, percentile, stop, throwaway_database  # noqa: E402
 
 ROOT = Path(__file__).parent.parent
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -94,13 +94,7 @@ def main() -> None:
         try:
             results = trio.run(_measure, fake_port, urls, args.rounds)
         finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            stop(procs)
     out = {}
     for name, values in results.items():
         p50, p90, p99 = (round(percentile(values, q) * 1000, 3) for q in (0.5, 0.9, 0.99))

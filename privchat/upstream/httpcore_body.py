@@ -175,21 +175,17 @@ def install() -> None:
 
 def _http11_stream(response: httpx2.Response) -> HTTP11ConnectionByteStream | None:
     """The httpcore2 HTTP/1.1 byte stream under `response`, if it is httpx2's own stack."""
-    bound = response.stream
-    if type(bound) is not BoundAsyncStream:
-        return None
-    mapped = bound._stream
-    if type(mapped) is not AsyncResponseStream:
-        return None
-    pooled = mapped._httpcore_stream
-    if type(pooled) is not PoolByteStream:
-        return None
-    stream = pooled._stream
-    if type(stream) is not HTTP11ConnectionByteStream:
-        return None
-    if type(stream._connection) is not AsyncHTTP11Connection:
-        return None
-    return stream
+    layer: Any = response
+    for attribute, kind in (
+        ("stream", BoundAsyncStream),
+        ("_stream", AsyncResponseStream),
+        ("_httpcore_stream", PoolByteStream),
+        ("_stream", HTTP11ConnectionByteStream),
+    ):
+        layer = getattr(layer, attribute, None)
+        if type(layer) is not kind:
+            return None
+    return layer if type(layer._connection) is AsyncHTTP11Connection else None
 
 
 async def raw_chunks(response: httpx2.Response) -> AsyncIterator[bytes]:
