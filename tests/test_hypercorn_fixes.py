@@ -77,3 +77,44 @@ async def test_chunks_framed_as_h11_frames_them(
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200")
     assert body == b""
+
+
+WRITES: list[bool] = []  # what `direct_app`'s direct writes returned
+
+
+async def direct_app(scope: Any, receive: Any, send: Any) -> None:
+    """`app`'s messages, every other body chunk written with `body_writer()` instead."""
+    if scope["type"] == "lifespan":
+        await app(scope, receive, send)
+        return
+    write = hypercorn_fixes.body_writer()
+    assert write is not None
+    WRITES.append(await write(b"too early"))  # no response head yet: Hypercorn's path takes it
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    for index, size in enumerate(SIZES):
+        if index % 2:
+            WRITES.append(await write(_body(size)))
+            WRITES.append(await write(b""))  # nothing
+        else:
+            await send({"type": "http.response.body", "body": _body(size), "more_body": True})
+    await send({"type": "http.response.body", "body": b"last", "more_body": False})
+    WRITES.append(await write(b"too late"))  # the body has ended
+
+
+async def test_body_writer_writes_what_hypercorn_would(nursery: trio.Nursery) -> None:
+    hypercorn_fixes.install()
+    assert hypercorn_fixes.body_writer() is None  # not a request's task
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    binds = await nursery.start(serve, direct_app, config)
+    port = int(binds[0].rsplit(":", 1)[1])
+    direct = len(SIZES) // 2 * 2
+    # HEAD: h11 frames no body (content-length 0), so nothing is taken here.
+    for method, taken in ((b"GET", True), (b"HEAD", False)):
+        WRITES.clear()
+        raw = await _fetch(port, method)
+        head, _, body = raw.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        assert WRITES == [False, *[taken] * direct, False]
+        # Same bytes, same order, whichever path each chunk took:
+        assert body == (_h11_body() if method == b"GET" else b"")

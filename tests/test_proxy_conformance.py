@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+from typing import Any
 
 import brotli
 import httpx2
@@ -14,6 +15,7 @@ import nacl.signing
 import pytest
 import trio
 
+from privchat import hypercorn_fixes
 from privchat.devtools.fake_cloud.signing import recover_eip191_address
 from privchat.upstream import Upstream, client_headers
 from privchat.upstream.client import StaticKey
@@ -419,3 +421,35 @@ async def test_own_headers_replace_the_upstreams(proxy: Proxy) -> None:
     r, _ = await _stream(proxy, {**headers, "Origin": "https://app.near.ai"})
     assert r.headers.get_list("access-control-allow-origin") == ["https://app.near.ai"]
     assert len(r.headers.get_list("date")) == 1
+
+
+async def test_streamed_body_skips_the_asgi_send_chain(
+    proxy: Proxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relay writes its chunks with `hypercorn_fixes.body_writer()`: no chunk in the middle
+    of the body goes through Quart's, the middleware's and Hypercorn's `send` chain."""
+    direct: list[int] = []
+    via_asgi: list[bool] = []
+    port = int(proxy.url.rsplit(":", 1)[1])  # privchat's streams, not the fake cloud's
+    stream_class = hypercorn_fixes._HTTPStream
+    send_body_chunk, app_send = stream_class.send_body_chunk, stream_class.app_send
+
+    async def spy_chunk(self: hypercorn_fixes._HTTPStream, body: bytes) -> bool:
+        if self.server[1] == port:
+            direct.append(len(body))
+        return await send_body_chunk(self, body)
+
+    async def spy_send(self: hypercorn_fixes._HTTPStream, message: Any) -> None:
+        if self.server[1] == port and message and message["type"] == "http.response.body":
+            via_asgi.append(message.get("more_body", False))
+        await app_send(self, message)
+
+    headers = await proxy.headers()
+    monkeypatch.setattr(stream_class, "send_body_chunk", spy_chunk)
+    monkeypatch.setattr(stream_class, "app_send", spy_send)
+    r, data = await _stream(proxy, {**headers, "x-fake-write": "event", "x-fake-deltas": "12"})
+    record = proxy.fake.streams[0]
+    await record.done.wait()
+    assert r.status_code == 200 and sha(data) == sha(record.data)
+    assert direct and sum(direct) == len(record.data)  # the SSE bytes, all written directly
+    assert via_asgi == [False]  # only Quart's end of the body took the ASGI path

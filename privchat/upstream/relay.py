@@ -6,6 +6,8 @@
   task in that same nursery closes the upstream response even if the body was never started.
   When the upstream breaks mid-stream (drop, idle timeout) the client's body is aborted (the
   connection is closed without the terminating chunk), never ended cleanly.
+- Each chunk is written with the server's `hypercorn_fixes.body_writer()` when it can take it
+  (an HTTP/1.1 chunked body under way), else yielded to Quart: the same bytes either way.
 - A `Watch` given to `relay()` sees the first chunks before the client does, until it says it is
   done (e.g. the response id is recorded); from then on the relay is pure pass-through.
 - `buffered()` reads everything for tracked routes; `send_bytes()` relays exactly those bytes.
@@ -29,6 +31,7 @@ import trio
 from quart import Response, g, has_request_context, request
 from quart.wrappers.response import ResponseBody
 
+from ..hypercorn_fixes import body_writer
 from .client import WAIT_KEY, UpstreamError, client_headers, get_upstream
 from .httpcore_body import raw_chunks
 
@@ -168,12 +171,14 @@ class _RelayBody(ResponseBody):
         return self._chunks()
 
     async def _chunks(self) -> AsyncIterator[bytes]:
+        write = body_writer()  # chunks the server takes directly are not yielded to Quart
         try:
             async for chunk in raw_chunks(self.upstream):
                 if self.watch is not None and await self.watch.feed(chunk):
                     self.watch = None
                 self.sent += len(chunk)
-                yield chunk
+                if write is None or not await write(chunk):
+                    yield chunk
             if self.watch is not None:
                 await self.watch.end()
                 self.watch = None
