@@ -154,11 +154,8 @@ _STREAM: ContextVar[_HTTPStream | None] = ContextVar("privchat_http_stream", def
 
 
 def body_writer() -> Callable[[bytes], Awaitable[bool]] | None:
-    """For code in a request's task: `send_body_chunk` of the HTTP/1.1 stream the request came
-    on, or None (another server or protocol). Quart sends each chunk of a streamed body as an
-    ASGI message through the middleware's and Hypercorn's `send` chain, which has nothing to do
-    for a chunk in the middle of a body; a streamed relay writes its chunks with this instead,
-    after Quart sent the response head and before Quart ends the body."""
+    """`send_body_chunk` of the HTTP/1.1 stream the current request's task serves, or None
+    (another server or protocol); see the module docstring."""
     stream = _STREAM.get()
     return None if stream is None else stream.send_body_chunk
 

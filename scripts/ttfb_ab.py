@@ -27,7 +27,6 @@ import bench_proxy as bp  # noqa: E402
 from benchkit import free_port, percentile, stop, throwaway_database  # noqa: E402
 
 ROOT = Path(__file__).parent.parent
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DELTAS = {"x-fake-deltas": "8"}
 
 
@@ -74,23 +73,8 @@ def main() -> None:
         bp._start(procs, [*fake, "--api-key", bp.KEY], ROOT, dict(os.environ))
         urls = {}
         for name, directory, python in map(_spec, args.checkouts):
-            port = free_port()
-            env = dict(os.environ)
-            env.update(
-                {
-                    "DATABASE_URL": stack.enter_context(throwaway_database(ADMIN_DSN)),
-                    "SERVER_HOST": "127.0.0.1",
-                    "SERVER_PORT": str(port),
-                    "DEV": "true",
-                    "OPENAI_BASE_URL": f"http://127.0.0.1:{fake_port}/v1",
-                    "OPENAI_API_KEY": bp.KEY,
-                    "LOG_LEVEL": "warn",
-                    "DATABASE_MAX_CONNECTIONS": "10",
-                    "PYTHONPATH": str(directory),
-                }
-            )
-            bp._start(procs, [python, "-m", "privchat", "serve"], directory, env)
-            urls[name] = f"http://127.0.0.1:{port}"
+            dsn = stack.enter_context(throwaway_database(bp.ADMIN_DSN))
+            urls[name], _ = bp._privchat(procs, directory, python, dsn, fake_port)
         try:
             results = trio.run(_measure, fake_port, urls, args.rounds)
         finally:
